@@ -1,0 +1,229 @@
+"""The vector store: two Chroma collections (knowledge, tickets) with our own embeddings.
+
+Embedded (`PersistentClient` under the data dir) by default; a Chroma server through `HttpClient` when
+`ASSISTANT_CHROMA_URL` is set. Collections record the embedding model and dimension so a store built
+with another model fails loudly instead of returning garbage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+from assistant.backends.base import Evidence
+from assistant.errors import (
+    EmbeddingMismatchError,
+    KnowledgeBaseError,
+    KnowledgeBaseMissingError,
+    StoreLockedError,
+)
+from assistant.settings import Settings
+
+KINDS = ("knowledge", "tickets")
+REBUILD_HINT = "Rebuild the store with: assistant ingest --rebuild knowledge_base"
+
+# Chroma must never phone home nor fall back to its default (downloading) embedding function.
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+def _chroma_settings():
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+
+
+class KnowledgeStore:
+    """Thin wrapper over Chroma that speaks Evidence and knows about our metadata."""
+
+    def __init__(self, settings: Settings, *, model_name: str, dimension: int):
+        self.settings = settings
+        self.model_name = model_name
+        self.dimension = dimension
+        self._client = None
+        self._collections: dict[str, object] = {}
+
+    @property
+    def location(self) -> str:
+        return self.settings.chroma_url or str(self.settings.chroma_dir)
+
+    @property
+    def client(self):
+        if self._client is None:
+            import chromadb
+
+            if self.settings.chroma_url:
+                url = urlparse(self.settings.chroma_url)
+                try:
+                    self._client = chromadb.HttpClient(
+                        host=url.hostname or "127.0.0.1",
+                        port=url.port or (443 if url.scheme == "https" else 8000),
+                        ssl=url.scheme == "https",
+                        settings=_chroma_settings(),
+                    )
+                    self._client.heartbeat()
+                except Exception as e:  # chromadb raises several types for an unreachable server
+                    self._client = None
+                    raise KnowledgeBaseError(
+                        f"Cannot reach the Chroma server at {self.settings.chroma_url}: {e}",
+                        hint="Start it (chroma run --host 127.0.0.1 --port 8000) or unset ASSISTANT_CHROMA_URL.",
+                    ) from None
+            else:
+                self.settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+                self._client = chromadb.PersistentClient(path=str(self.settings.chroma_dir), settings=_chroma_settings())
+        return self._client
+
+    def _check_model(self, collection) -> None:
+        md = collection.metadata or {}
+        model, dim = md.get("embedding_model"), md.get("dimension")
+        if model != self.model_name or dim != self.dimension:
+            raise EmbeddingMismatchError(
+                f"The knowledge base at {self.location} was built with embedding model {model!r} "
+                f"(dimension {dim}); this version uses {self.model_name!r} (dimension {self.dimension}).",
+                hint=REBUILD_HINT,
+            )
+
+    def collection(self, kind: str, *, create: bool = False):
+        """The collection for `kind`; None if it does not exist and `create` is False."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}")
+        if kind in self._collections:
+            return self._collections[kind]
+        if create:
+            col = self.client.get_or_create_collection(
+                kind,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine", "ef_search": 64}},
+                metadata={"embedding_model": self.model_name, "dimension": self.dimension},
+            )
+        else:
+            try:
+                col = self.client.get_collection(kind, embedding_function=None)
+            except Exception:  # NotFoundError / ValueError depending on the chromadb version
+                return None
+        self._check_model(col)
+        self._collections[kind] = col
+        return col
+
+    def count(self, kind: str) -> int:
+        col = self.collection(kind)
+        return col.count() if col is not None else 0
+
+    def existing(self, kind: str) -> dict[str, dict[str, str]]:
+        """source → {chunk id → file hash} for everything stored of this kind (one call, no embeddings)."""
+        col = self.collection(kind)
+        out: dict[str, dict[str, str]] = {}
+        if col is None:
+            return out
+        total = col.count()
+        page = 5000
+        for offset in range(0, total, page):
+            got = col.get(include=["metadatas"], limit=page, offset=offset)
+            for cid, md in zip(got["ids"], got["metadatas"], strict=True):
+                md = md or {}
+                out.setdefault(md.get("source", ""), {})[cid] = md.get("file_hash", "")
+        return out
+
+    def _batch(self) -> int:
+        try:
+            return max(1, min(4000, self.client.get_max_batch_size()))
+        except Exception:
+            return 1000
+
+    def add(self, kind: str, ids, documents, metadatas, embeddings) -> None:
+        col = self.collection(kind, create=True)
+        step = self._batch()
+        for i in range(0, len(ids), step):
+            col.upsert(
+                ids=ids[i : i + step],
+                documents=documents[i : i + step],
+                metadatas=metadatas[i : i + step],
+                embeddings=embeddings[i : i + step],
+            )
+
+    def update_metadata(self, kind: str, ids, metadatas) -> None:
+        col = self.collection(kind, create=True)
+        step = self._batch()
+        for i in range(0, len(ids), step):
+            col.update(ids=ids[i : i + step], metadatas=metadatas[i : i + step])
+
+    def get_metadatas(self, kind: str, ids: list[str]) -> dict[str, dict]:
+        col = self.collection(kind)
+        if col is None or not ids:
+            return {}
+        got = col.get(ids=ids, include=["metadatas"])
+        return dict(zip(got["ids"], got["metadatas"], strict=True))
+
+    def delete(self, kind: str, ids: list[str]) -> None:
+        col = self.collection(kind)
+        if col is None or not ids:
+            return
+        step = self._batch()
+        for i in range(0, len(ids), step):
+            col.delete(ids=ids[i : i + step])
+
+    def reset(self) -> None:
+        """Drop both collections (for --rebuild)."""
+        for kind in KINDS:
+            with contextlib.suppress(Exception):
+                self.client.delete_collection(kind)
+        self._collections.clear()
+
+    def ensure_ready(self) -> None:
+        """Raise KnowledgeBaseMissingError unless something has been ingested."""
+        if not any(self.count(k) for k in KINDS):
+            raise KnowledgeBaseMissingError(f"The knowledge base at {self.location} is empty: nothing has been ingested yet.")
+
+    def query(self, kind: str, vector: list[float], k: int, where: dict | None = None) -> list[Evidence]:
+        col = self.collection(kind)
+        if col is None or k <= 0:
+            return []
+        n = col.count()
+        if n == 0:
+            return []
+        res = col.query(
+            query_embeddings=[vector],
+            n_results=min(k, n),
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        out = []
+        for cid, doc, md, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True):
+            md = dict(md or {})
+            out.append(
+                Evidence(
+                    id=cid,
+                    kind=kind,
+                    title=md.get("title", ""),
+                    source=md.get("source", ""),
+                    text=doc or "",
+                    score=1.0 - float(dist),
+                    metadata=md,
+                )
+            )
+        return out
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[None]:
+        """Exclusive write access to an embedded store; a second writer is refused (or waits, if configured)."""
+        if self.settings.chroma_url:
+            yield  # the server serialises writes itself
+            return
+        from filelock import FileLock, Timeout
+
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        lock_path = Path(self.settings.data_dir) / "ingest.lock"
+        lock = FileLock(str(lock_path), timeout=self.settings.lock_timeout_s)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise StoreLockedError(
+                f"Another process is writing to the knowledge base at {self.location}.",
+                hint="Wait for the other ingest to finish (or set ASSISTANT_LOCK_TIMEOUT_S to wait for it).",
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()

@@ -1,0 +1,48 @@
+"""The one place that builds the product from settings; the CLI, the UI and the evals all call these."""
+
+from __future__ import annotations
+
+import threading
+
+from assistant.settings import Settings
+
+_lock = threading.Lock()
+_cache: dict[tuple, object] = {}
+
+
+def _cached(key: tuple, build):
+    with _lock:
+        if key not in _cache:
+            _cache[key] = build()
+        return _cache[key]
+
+
+def build_embedder(settings: Settings):
+    from assistant.embeddings import Embedder
+
+    return _cached(
+        ("embedder", settings.embedding_model_dir, settings.embedding_batch_size),
+        lambda: Embedder(settings.embedding_model_dir, batch_size=settings.embedding_batch_size),
+    )
+
+
+def build_store(settings: Settings):
+    from assistant.embeddings import DIMENSION, MODEL_NAME
+    from assistant.store import KnowledgeStore
+
+    return _cached(
+        ("store", settings.chroma_url, settings.data_dir),
+        lambda: KnowledgeStore(settings, model_name=MODEL_NAME, dimension=DIMENSION),
+    )
+
+
+def build_retriever(settings: Settings):
+    from assistant.retrieval import Retriever
+
+    return Retriever(build_store(settings), build_embedder(settings))
+
+
+def reset_cache() -> None:
+    """Forget built components (tests that switch data dirs within one process)."""
+    with _lock:
+        _cache.clear()
