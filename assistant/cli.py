@@ -106,12 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("settings", help="print the effective settings as JSON")
     s.set_defaults(func=cmd_settings)
 
-    for name, module in (("draft", "assistant.cli_draft"), ("eval", "assistant.cli_eval"), ("ui", "assistant.cli_ui")):
-        try:
-            __import__(module)
-        except ImportError:
-            continue
-        sys.modules[module].add_parser(sub)
+    from assistant import cli_draft
+
+    cli_draft.add_parser(sub)
     return p
 
 

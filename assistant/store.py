@@ -99,8 +99,9 @@ class KnowledgeStore:
                 metadata={"embedding_model": self.model_name, "dimension": self.dimension},
             )
         else:
+            client = self.client  # connection errors must surface, not read as "no collection"
             try:
-                col = self.client.get_collection(kind, embedding_function=None)
+                col = client.get_collection(kind, embedding_function=None)
             except Exception:  # NotFoundError / ValueError depending on the chromadb version
                 return None
         self._check_model(col)

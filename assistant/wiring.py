@@ -46,3 +46,25 @@ def reset_cache() -> None:
     """Forget built components (tests that switch data dirs within one process)."""
     with _lock:
         _cache.clear()
+
+
+def build_backend(settings: Settings, name: str | None = None):
+    """The backend by name; `auto` picks openai if configured, else local if installed, else composer."""
+    from assistant.backends import get_backend, resolve_backend_name
+
+    return get_backend(resolve_backend_name(settings, name or settings.backend), settings)
+
+
+def build_drafter(settings: Settings, *, backend=None, backend_name: str | None = None, templates=None):
+    """The drafting pipeline wired from settings (used by the CLI, the UI and the evals)."""
+    from assistant.drafting import Drafter
+    from assistant.sla import load_sla
+
+    sla = load_sla(settings.sla_file)
+    return Drafter(
+        settings,
+        build_retriever(settings),
+        sla,
+        backend or build_backend(settings, backend_name),
+        templates=templates,
+    )

@@ -138,11 +138,14 @@ class OpenAIBackend:
             # Nothing was shown yet, so the plain cause (e.g. a timeout) is the clearer message.
             return self._map_error(exc)
         reason = self._map_error(exc) if isinstance(exc, openai.APIError) else exc
-        return IncompleteDraftError(f"The model server's stream broke off mid-reply: {reason}", partial=partial)
+        return IncompleteDraftError(
+            f"The model server's stream broke off mid-reply: {reason}", partial=partial
+        )
 
     def _map_error(self, exc: openai.APIError) -> BackendError:
         """Translate an `openai` exception (raised after the client's own retries) into ours."""
-        retries = f" (after {self.max_retries} retries)" if self.max_retries else ""
+        plural = "retry" if self.max_retries == 1 else "retries"
+        retries = f" (after {self.max_retries} {plural})" if self.max_retries else ""
         if isinstance(exc, openai.APITimeoutError):
             return BackendTimeoutError(
                 f"The model server at {self.base_url} did not answer within {self.timeout_s:g} s{retries}.",
@@ -173,5 +176,7 @@ class OpenAIBackend:
         if isinstance(exc, openai.APIStatusError):
             if exc.status_code >= 500:
                 return BackendError(f"The model server failed with HTTP {exc.status_code}{retries}.")
-            return BackendError(f"The model server rejected the request (HTTP {exc.status_code}): {exc.message}")
+            return BackendError(
+                f"The model server rejected the request (HTTP {exc.status_code}): {exc.message}"
+            )
         return BackendError(f"The model server sent an error: {exc.message}")
