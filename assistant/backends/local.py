@@ -15,6 +15,7 @@ with the same file, context size and thread count.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib
 import re
@@ -34,12 +35,28 @@ GGUF_MAGIC = b"GGUF"
 
 # A sentence ends at ., ! or ? (plus closing quotes/brackets) followed by whitespace, or at a line break.
 _SENTENCE_END = re.compile(r"""[.!?]["')\]]*(?=\s)|\n""")
+_FULL_STOP = re.compile(r"[.!?]")
 
 _ModelKey = tuple[str, int, int]  # (path, n_ctx, n_threads)
 # One llama.cpp context per key: a context holds its KV cache, so drafts on it must not interleave.
 _MODELS: dict[_ModelKey, tuple[Any, threading.Lock]] = {}
 _MODELS_LOCK = threading.Lock()
 _loads = 0
+
+
+def _close_models() -> None:
+    """Free the models at exit, while llama_cpp's module globals still exist.
+
+    Left to garbage collection at interpreter shutdown, `Llama.__del__` runs after those globals
+    are cleared and prints a TypeError traceback.
+    """
+    with _MODELS_LOCK:
+        for llm, _ in _MODELS.values():
+            llm.close()
+        _MODELS.clear()
+
+
+atexit.register(_close_models)
 
 
 def load_count() -> int:
@@ -175,6 +192,8 @@ class LocalBackend:
                 hint="Raise ASSISTANT_LOCAL_CONTEXT or retrieve fewer tickets (ASSISTANT_K_TICKETS).",
             ) from exc
 
+        # Text streams out a sentence at a time: the tail is held back until we know whether the
+        # reply finished or hit max_tokens (then the tail is dropped).
         sent = ""  # text already yielded: it always ends at a sentence boundary
         pending = ""  # text after the last boundary, held back until we know how the reply ends
         finish_reason: str | None = None
@@ -200,11 +219,12 @@ class LocalBackend:
                 yield piece
 
         if finish_reason == "length":
-            # Drop the unfinished sentence (see the module docstring); fail only if nothing is left.
-            if not sent.strip():
+            # Drop the unfinished sentence (see the module docstring). A greeting line alone
+            # ("Hi Sam,") is no reply, so at least one sentence must have ended with . ! or ?.
+            if not _FULL_STOP.search(sent):
                 raise IncompleteDraftError(
                     f"The local model hit max_tokens ({request.max_tokens}) before finishing one sentence.",
-                    partial=pending,
+                    partial=sent + pending,
                     hint="Raise ASSISTANT_MAX_TOKENS.",
                 )
             return

@@ -130,10 +130,10 @@ def test_reply_cut_by_max_tokens_is_trimmed_to_the_last_sentence(stream: Callabl
 
 
 def test_reply_cut_before_one_sentence_is_incomplete(stream: Callable[[ScriptedLlama], str]):
-    llm = ScriptedLlama([" Hi Sam, sorry about the"], "length")
+    llm = ScriptedLlama([" Hi Sam,\n\nsorry about the"], "length")
     with pytest.raises(IncompleteDraftError) as caught:
         stream(llm)
-    assert caught.value.partial == "Hi Sam, sorry about the"
+    assert caught.value.partial == "Hi Sam,\n\nsorry about the"
 
 
 def test_stream_broken_by_an_exception_is_incomplete(stream: Callable[[ScriptedLlama], str]):

@@ -1,0 +1,103 @@
+"""Language detection for customer messages and drafts (langdetect, made deterministic)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "unknown"
+
+LANGUAGE_NAMES: dict[str, str] = {
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "nl": "Dutch",
+    "pt": "Portuguese",
+    "pl": "Polish",
+    "sv": "Swedish",
+    "da": "Danish",
+    "no": "Norwegian",
+    "fi": "Finnish",
+    "cs": "Czech",
+    "tr": "Turkish",
+}
+
+# Tokens that carry no language signal and skew langdetect's n-gram counts: links, addresses,
+# numbers and order/tracking ids (any word containing a digit, e.g. "#4521", "1Z999AA1").
+_NOISE = re.compile(
+    r"https?://\S+|www\.\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|#?\w*\d[\w-]*",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W\d_]+")
+MIN_WORDS = 3
+MIN_LETTERS = 15
+
+# Short messages make langdetect waver between close languages (Spanish vs Portuguese, Dutch vs
+# German). When it is unsure, frequent function words that are distinctive for one language of a
+# close pair break the tie. Words shared by the pair (e.g. "para", "de") are deliberately absent.
+_MARKERS: dict[str, frozenset[str]] = {
+    "en": frozenset("the and is my your you have has not with this that where what please".split()),
+    "de": frozenset("ich ist nicht und mein meine ein eine das der die mit noch auch bitte".split()),
+    "fr": frozenset("je est pas et mon ma mes une le les avec pour vous bonjour merci".split()),
+    "es": frozenset("hola mi mis el los las y pero porque todavía quiero gracias está muy ya".split()),
+    "pt": frozenset("olá não meu minha um uma o os em do da você ainda obrigado obrigada".split()),
+    "it": frozenset("ciao il non è mio mia gli sono ancora grazie della perché".split()),
+    "nl": frozenset("ik het niet mijn een en nog met dank hoi graag".split()),
+}
+_UNSURE = 0.9
+_MARKER_WEIGHT = 0.2
+
+_detector_ready = False
+_warned = False
+
+
+def _clean(text: str) -> str:
+    return " ".join(_NOISE.sub(" ", text).split())
+
+
+def detect_language(text: str) -> str:
+    """ISO 639-1 code of `text`'s language, or "unknown" when it is too short to tell."""
+    global _detector_ready, _warned
+    cleaned = _clean(text or "")
+    words = _WORD.findall(cleaned)
+    if len(words) < MIN_WORDS or sum(len(w) for w in words) < MIN_LETTERS:
+        return UNKNOWN
+    try:
+        from langdetect import DetectorFactory, detect_langs
+        from langdetect.lang_detect_exception import LangDetectException
+    except ImportError:  # a declared dependency; degrade to "unknown" so checks never crash on it
+        if not _warned:
+            log.warning("langdetect is not installed; language checks are skipped")
+            _warned = True
+        return UNKNOWN
+    if not _detector_ready:
+        DetectorFactory.seed = 0  # langdetect is randomised; a fixed seed makes results repeatable
+        _detector_ready = True
+    try:
+        guesses = detect_langs(cleaned)
+    except LangDetectException:
+        return UNKNOWN
+    if not guesses:
+        return UNKNOWN
+    # langdetect reports e.g. "zh-cn"; keep the ISO 639-1 part.
+    best = str(guesses[0].lang).split("-")[0]
+    if guesses[0].prob < _UNSURE:
+        lowered = [w.lower() for w in words]
+
+        def score(guess) -> float:
+            code = str(guess.lang).split("-")[0]
+            return guess.prob + _MARKER_WEIGHT * sum(w in _MARKERS.get(code, ()) for w in lowered)
+
+        best = str(max(guesses, key=score).lang).split("-")[0]
+    return best
+
+
+def language_name(code: str) -> str:
+    """English name of a language code ("de" -> "German"); the code itself when not listed."""
+    if code == UNKNOWN:
+        return "an unknown language"
+    return LANGUAGE_NAMES.get(code, code)
