@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     s.add_argument("--baseline", metavar="RUN_DIR", help="compare with an earlier run: per-metric deltas and changed cases")
     s.add_argument("--out", metavar="DIR", help="output directory (default: <data dir>/eval_runs/<time>-<dataset>-<backend>)")
     s.add_argument("--workers", type=int, default=1, metavar="N", help="parallel drafts sharing one model (default 1)")
-    s.add_argument("--no-cache", action="store_true", help="draft every case again (the cache is still not written)")
+    s.add_argument("--no-cache", action="store_true", help="draft every case again; neither read nor write the cache")
     s.add_argument("--fail-if-worse", action="store_true",
                    help=f"exit {EXIT_WORSE} if a metric is significantly worse than --baseline (for CI)")
     s.add_argument("--judge", action="store_true",
@@ -98,7 +98,7 @@ def run_eval_cmd(args) -> int:
         from assistant.evaluation.retrieval_eval import run_retrieval_eval
 
         run = run_retrieval_eval(args.dataset, settings, out_dir=args.out, limit=args.limit,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress and sys.stderr.isatty())
     else:
         from assistant.evaluation.runner import run_eval
 

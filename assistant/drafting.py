@@ -123,10 +123,14 @@ class Drafter:
         from assistant.language import detect_language
 
         t = time.perf_counter()
-        knowledge, tickets = self.retriever.evidence(message, self.settings.k_knowledge, self.settings.k_tickets)
-        timings["retrieve_ms"] = (time.perf_counter() - t) * 1000
+        # Tickets first: their categories decide the policy area, which then steers the knowledge query.
+        tickets = self.retriever.tickets(message, max(self.settings.k_tickets, 1))
         category = self.categorize(message, tickets)
+        tickets = tickets[: self.settings.k_tickets]
         policy = self.sla.get(category)
+        topic = f"{policy.label}: {policy.description}" if category != self.sla.default_category else None
+        knowledge = self.retriever.knowledge(message, self.settings.k_knowledge, topic=topic)
+        timings["retrieve_ms"] = (time.perf_counter() - t) * 1000
         detected = detect_language(message)
         lang = language or (detected if detected != "unknown" else "en")
         return DraftContext(

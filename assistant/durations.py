@@ -31,29 +31,81 @@ class Duration:
 
 NUMBER_WORDS: dict[str, float] = {
     # English (one..fourteen, plus the few larger ones support replies actually use)
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
-    "fifteen": 15, "twenty": 20, "thirty": 30, "twenty-four": 24, "forty-eight": 48,
-    "a couple of": 2, "a few": 3,
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "twenty": 20,
+    "thirty": 30,
+    "twenty-four": 24,
+    "forty-eight": 48,
+    "a couple of": 2,
+    "a few": 3,
     # German
-    "ein": 1, "eine": 1, "einem": 1, "einer": 1, "einen": 1, "eins": 1, "zwei": 2, "drei": 3,
-    "vier": 4, "fünf": 5, "sechs": 6, "sieben": 7, "acht": 8, "neun": 9, "zehn": 10,
+    "ein": 1,
+    "eine": 1,
+    "einem": 1,
+    "einer": 1,
+    "einen": 1,
+    "eins": 1,
+    "zwei": 2,
+    "drei": 3,
+    "vier": 4,
+    "fünf": 5,
+    "sechs": 6,
+    "sieben": 7,
+    "acht": 8,
+    "neun": 9,
+    "zehn": 10,
     # French ("un"/"une" shared with Spanish "un"/"una" below)
-    "un": 1, "une": 1, "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "sept": 7, "huit": 8,
-    "neuf": 9, "dix": 10,
+    "un": 1,
+    "une": 1,
+    "deux": 2,
+    "trois": 3,
+    "quatre": 4,
+    "cinq": 5,
+    "sept": 7,
+    "huit": 8,
+    "neuf": 9,
+    "dix": 10,
     # Spanish
-    "uno": 1, "una": 1, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5, "seis": 6, "siete": 7,
-    "ocho": 8, "nueve": 9, "diez": 10,
+    "uno": 1,
+    "una": 1,
+    "dos": 2,
+    "tres": 3,
+    "cuatro": 4,
+    "cinco": 5,
+    "seis": 6,
+    "siete": 7,
+    "ocho": 8,
+    "nueve": 9,
+    "diez": 10,
 }
 # French "six" is spelled like English "six" and is already covered.
 
 # Unit patterns, most specific first so "business days" wins over "days" and "hours" over "h".
 _UNITS: list[tuple[str, float]] = [
     (r"business[\s-]+hours?|working[\s-]+hours?|office[\s-]+hours?", 1.0),
-    (r"business[\s-]+days?|working[\s-]+days?|work[\s-]*days?|weekdays?|"
-     r"werktag(?:e|en)?|arbeitstag(?:e|en)?|geschäftstag(?:e|en)?|"
-     r"jours?\s+ouvr\w+|jours?\s+de\s+travail|"
-     r"d[ií]as?\s+(?:h[aá]biles|laborables)|d[ií]as?\s+de\s+trabajo", 24.0),
+    (
+        r"business[\s-]+days?|working[\s-]+days?|work[\s-]*days?|weekdays?|"
+        r"werktag(?:e|en)?|arbeitstag(?:e|en)?|geschäftstag(?:e|en)?|"
+        r"jours?\s+ouvr\w+|jours?\s+de\s+travail|"
+        r"d[ií]as?\s+(?:h[aá]biles|laborables)|d[ií]as?\s+de\s+trabajo",
+        24.0,
+    ),
     (r"minutes?|mins?|minuten?|minutos?", 1 / 60),
     (r"hours?|hrs?|stunden?|std\.?|heures?|horas?|h", 1.0),
     (r"days?|tag(?:e|en)?|jours?|d[ií]as?", 24.0),
@@ -83,25 +135,40 @@ _DURATION_RE = re.compile(
 )
 # Fixed phrases that name a deadline instead of a count.
 _FIXED: list[tuple[re.Pattern[str], float, float]] = [
-    (re.compile(r"\b(?:(?:by|until|till|before)\s+)?(?:the\s+end\s+of\s+)?tomorrow\b|"
-                r"\bbis\s+(?:spätestens\s+)?morgen\b|\b(?:d'ici\s+)?demain\b|"
-                r"\b(?:para|hasta)\s+mañana\b", re.IGNORECASE), 0.0, 24.0),
-    (re.compile(r"\b(?:the\s+)?next\s+(?:business|working)\s+day\b|"
-                r"\bam\s+nächsten\s+(?:werktag|arbeitstag)\b|"
-                r"\b(?:le\s+)?(?:prochain\s+jour\s+ouvr\w*|jour\s+ouvr\w*\s+suivant)\b|"
-                r"\b(?:el\s+)?(?:próximo|siguiente)\s+día\s+hábil\b", re.IGNORECASE), 0.0, 24.0),
+    (
+        re.compile(
+            r"\b(?:(?:by|until|till|before)\s+)?(?:the\s+end\s+of\s+)?tomorrow\b|"
+            r"\bbis\s+(?:spätestens\s+)?morgen\b|\b(?:d'ici\s+)?demain\b|"
+            r"\b(?:para|hasta)\s+mañana\b",
+            re.IGNORECASE,
+        ),
+        0.0,
+        24.0,
+    ),
+    (
+        re.compile(
+            r"\b(?:the\s+)?next\s+(?:business|working)\s+day\b|"
+            r"\bam\s+nächsten\s+(?:werktag|arbeitstag)\b|"
+            r"\b(?:le\s+)?(?:prochain\s+jour\s+ouvr\w*|jour\s+ouvr\w*\s+suivant)\b|"
+            r"\b(?:el\s+)?(?:próximo|siguiente)\s+día\s+hábil\b",
+            re.IGNORECASE,
+        ),
+        0.0,
+        24.0,
+    ),
 ]
 # Text right before/after a match that turns it into a past reference or a rate.
 _PAST_BEFORE = re.compile(
     r"(?:\b(?:since|past|last|vor|seit|il\s+y\s+a|depuis|hace|desde)\s+(?:the\s+)?)\Z", re.IGNORECASE
 )
 _PAST_AFTER = re.compile(r"\A\s*(?:ago|late|overdue|earlier|before)\b", re.IGNORECASE)
-_RATE_BEFORE = re.compile(
-    r"(?:\b(?:hours?|days?|h|once|twice|per|every|each)|/)\s*\Z", re.IGNORECASE
+_RATE_BEFORE = re.compile(r"(?:\b(?:hours?|days?|h|once|twice|per|every|each)|/)\s*\Z", re.IGNORECASE)
+
+
+_RATE_AFTER = re.compile(
+    r"\A\s*(?:a|an|per|each|every|pro|par|al|por)\s+(?:hour|day|week|month|year|tag|woche|jour|semaine|d[ií]a|semana)\b",
+    re.IGNORECASE,
 )
-
-
-_RATE_AFTER = re.compile(r"\A\s*(?:a|an|per|each|every|pro|par|al|por)\s+(?:hour|day|week|month|year|tag|woche|jour|semaine|d[ií]a|semana)\b", re.IGNORECASE)
 
 
 def _number(token: str) -> float:
@@ -135,8 +202,9 @@ def parse_durations(text: str) -> list[Duration]:
     for m in _DURATION_RE.finditer(text):
         if not free(m.start(), m.end()):
             continue
-        head = text[: m.start()]
-        tail = text[m.end():]
+        # Only the words just before matter; slicing keeps the \Z-anchored searches linear overall.
+        head = text[max(0, m.start() - 40) : m.start()]
+        tail = text[m.end() :]
         if _PAST_BEFORE.search(head) or _PAST_AFTER.match(tail) or _RATE_AFTER.match(tail):
             continue
         a_token = m.group("a").strip().lower()

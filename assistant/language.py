@@ -39,14 +39,20 @@ MIN_LETTERS = 15
 # Short messages make langdetect waver between close languages (Spanish vs Portuguese, Dutch vs
 # German). When it is unsure, frequent function words that are distinctive for one language of a
 # close pair break the tie. Words shared by the pair (e.g. "para", "de") are deliberately absent.
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 _MARKERS: dict[str, frozenset[str]] = {
-    "en": frozenset("the and is my your you have has not with this that where what please".split()),
-    "de": frozenset("ich ist nicht und mein meine ein eine das der die mit noch auch bitte".split()),
-    "fr": frozenset("je est pas et mon ma mes une le les avec pour vous bonjour merci".split()),
-    "es": frozenset("hola mi mis el los las y pero porque todavía quiero gracias está muy ya".split()),
-    "pt": frozenset("olá não meu minha um uma o os em do da você ainda obrigado obrigada".split()),
-    "it": frozenset("ciao il non è mio mia gli sono ancora grazie della perché".split()),
-    "nl": frozenset("ik het niet mijn een en nog met dank hoi graag".split()),
+    "en": _words("the and is my your you have has not with this that where what please"),
+    "de": _words("ich ist nicht und mein meine ein eine das der die mit noch auch bitte"),
+    "fr": _words("je est pas et mon ma mes une le les avec pour vous bonjour merci"),
+    "es": _words("hola mi mis el los las y pero porque todavía quiero gracias está muy ya"),
+    "pt": _words("olá não meu minha um uma o os em do da você ainda obrigado obrigada"),
+    "it": _words("ciao il non è mio mia gli sono ancora grazie della perché"),
+    "nl": _words("ik het niet mijn een en nog met dank hoi graag"),
 }
 _UNSURE = 0.9
 _MARKER_WEIGHT = 0.2

@@ -268,6 +268,12 @@ def _limit_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         _tick()
         _check_numbers(args, kwargs, f"filter '{name}'")
         value = next((a for a in args if isinstance(a, str | list | tuple)), None)
+        if name == "join" and len(args) > 1:
+            items = list(args[1])  # join(eval_ctx, value, d=""): materialise to size the result first
+            sep = kwargs.get("d", args[2] if len(args) > 2 else "")
+            if len(str(sep)) * len(items) + sum(len(str(i)) for i in items) > MAX_OUTPUT_CHARS:
+                raise RenderLimitError("filter 'join' would exceed the size limit")
+            args = (args[0], items, *args[2:])
         if name == "replace" and isinstance(value, str):
             strs = [a for a in args if isinstance(a, str)]
             if len(strs) >= 3:
@@ -276,7 +282,7 @@ def _limit_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
                 if len(value) + hits * max(0, len(new) - len(old)) > MAX_OUTPUT_CHARS:
                     raise RenderLimitError("filter 'replace' would exceed the size limit")
         if name == "indent" and isinstance(value, str):
-            width = kwargs.get("width", args[2] if len(args) > 2 else 4)
+            width = kwargs.get("width", args[1] if len(args) > 1 else 4)  # indent(s, width=4, ...)
             pad = len(width) if isinstance(width, str) else int(width)
             if len(value) + pad * (value.count("\n") + 1) > MAX_OUTPUT_CHARS:
                 raise RenderLimitError("filter 'indent' would exceed the size limit")

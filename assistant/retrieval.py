@@ -29,10 +29,21 @@ class Retriever:
             out.extend(self.store.query(kd, vector, k))
         return out
 
-    def evidence(self, query: str, k_knowledge: int, k_tickets: int) -> tuple[list[Evidence], list[Evidence]]:
-        """Both pools for drafting, embedding the query once."""
+    def tickets(self, query: str, k: int) -> list[Evidence]:
+        """Similar resolved tickets (the store must hold something)."""
         if not query or not query.strip():
             raise InputError("The search query is empty.")
         self.store.ensure_ready()
+        return self.store.query("tickets", self.embedder.embed_query(query), k)
+
+    def knowledge(self, query: str, k: int, *, topic: str | None = None, topic_weight: float = 0.5) -> list[Evidence]:
+        """Knowledge chunks for drafting. With `topic` (the issue category's label and description) the
+        query vector is pulled towards that policy area: customers describe symptoms ("torn sleeve"),
+        policies are written about categories ("damaged items"), and the blend finds the policy."""
         vector = self.embedder.embed_query(query)
-        return self.store.query("knowledge", vector, k_knowledge), self.store.query("tickets", vector, k_tickets)
+        if topic:
+            t = self.embedder.embed_query(topic)
+            mixed = [a + topic_weight * b for a, b in zip(vector, t, strict=True)]
+            norm = sum(x * x for x in mixed) ** 0.5 or 1.0
+            vector = [x / norm for x in mixed]
+        return self.store.query("knowledge", vector, k)

@@ -142,9 +142,7 @@ def _parse(path: Path) -> SlaPolicy:
     categories_raw = raw.get("categories")
     if not isinstance(categories_raw, dict) or not categories_raw:
         raise fail("categories", "missing, empty or not a mapping")
-    categories = {
-        str(key): _parse_category(str(key), value, fail) for key, value in categories_raw.items()
-    }
+    categories = {str(key): _parse_category(str(key), value, fail) for key, value in categories_raw.items()}
 
     default = raw.get("default_category")
     if not isinstance(default, str) or not default:

@@ -16,6 +16,7 @@ from assistant.backends.base import (
     registered_backends,
 )
 from assistant.backends.composer import ComposerBackend, compose_reply, localize_timeframe, timeframe_phrase
+from assistant.settings import Settings
 
 BUSINESS = {
     "name": "Fernway Outfitters",
@@ -320,4 +321,5 @@ def test_backend_identity_and_registration():
     backend = ComposerBackend()
     assert isinstance(backend, Backend)
     assert (backend.name, backend.model, backend.is_llm) == ("composer", "composer-v1 (no LLM)", False)
-    assert registered_backends()["composer"] is ComposerBackend
+    # Registered (lazily) by assistant.backends; the factory builds this class.
+    assert isinstance(registered_backends()["composer"](Settings()), ComposerBackend)

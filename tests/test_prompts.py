@@ -246,6 +246,8 @@ def test_ssti_payloads_are_refused(payload):
         "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
         "{% set x %}{% for i in range(1000) %}{% for j in range(1000) %}{{ customer_message }}{% endfor %}{% endfor %}{% endset %}",
         "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
+        "{{ range(1000)|join(customer_message * 100) }}",
+        "{{ ('a\\n' * 40000)|indent(99999) }}",
     ],
 )
 def test_renders_are_bounded(payload):

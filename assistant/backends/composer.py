@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from assistant.backends.base import DraftContext, Evidence, GenerationRequest, register_backend
+from assistant.backends.base import DraftContext, Evidence, GenerationRequest
 from assistant.prompts import PLACEHOLDER_PATTERN, REDACTION_PATTERN
 
 if TYPE_CHECKING:
@@ -630,7 +630,44 @@ def _acknowledgement(ctx: DraftContext, lang: str, ent: _Entities) -> str:
     key = ctx.category if ctx.category in ACKS[lang] else "general"
     if key == "damaged_defective" and ent.defect == "wrong":
         key = "wrong_item"
-    return ACKS[lang][key].format(**fill)
+    ack = ACKS[lang][key].format(**fill)
+    return restate_topic(ack, ctx.message, lang)
+
+
+_TOPIC_LEAD = {"en": "in particular:", "de": "insbesondere:", "fr": "en particulier :", "es": "en particular:"}
+
+
+def restate_topic(ack: str, message: str, lang: str) -> str:
+    """Restate the customer's own key terms when the category sentence shares none with the message.
+
+    A category template ("something went wrong with a payment") can miss what the customer actually
+    said ("charged twice"); up to two short runs of their content words (never a long verbatim quote)
+    make the restatement concrete.
+    """
+    from assistant.checks import _content_stems
+    from assistant.injection import scan_injection
+
+    if _content_stems(ack) & _content_stems(message):
+        return ack
+    # Never restate text aimed at the assistant ("ignore your instructions"): only the support request.
+    message = " ".join(s for s in re.split(r"(?<=[.!?\n])\s+", message) if not scan_injection(s))
+    runs: list[str] = []
+    current: list[str] = []
+    for word in re.findall(r"[A-Za-zÀ-ÖØ-öø-ÿ'-]+|[^\sA-Za-zÀ-ÖØ-öø-ÿ'-]+", message):
+        if len(word) >= 4 and _content_stems(word):
+            current.append(word.lower() if word.isupper() else word)
+            continue
+        if current:
+            runs.append(" ".join(current[:3]))
+        current = []
+    if current:
+        runs.append(" ".join(current[:3]))
+    runs = [r for r in dict.fromkeys(runs) if r]
+    if not runs:
+        return ack
+    best = sorted(runs, key=lambda r: (-len(r.split()), runs.index(r)))[:2]
+    best.sort(key=runs.index)
+    return f"{ack.rstrip('.')} – {_TOPIC_LEAD.get(lang, _TOPIC_LEAD['en'])} {', '.join(best)}."
 
 
 def _allowed_text(ctx: DraftContext) -> str:
@@ -841,5 +878,3 @@ class ComposerBackend:
         """Stream the reply sentence by sentence. `feedback` is ignored: the output is deterministic."""
         yield from compose_pieces(request.context)
 
-
-register_backend("composer", ComposerBackend)

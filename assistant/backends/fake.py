@@ -66,9 +66,12 @@ def default_reply(context: DraftContext) -> str:
     topic = context.category_label.lower() if context.category_label else "your request"
     questions = "If you have any questions in the meantime, just reply to this message"
     questions += f" or write to {contact}." if contact else "."
+    from assistant.backends.composer import restate_topic
+
+    ack = restate_topic(f"I understand you are writing to {business} about {topic}.", context.message, "en")
     return (
         "Hi there,\n\n"
-        f"Thank you for contacting {business} about {topic}. "
+        f"{ack} "
         "I'm sorry for the trouble this has caused.\n\n"
         f"We will get back to you with an update {context.timeframe.text}.\n\n"
         f"{questions}\n\n"

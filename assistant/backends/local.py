@@ -195,7 +195,9 @@ class LocalBackend:
         # Text streams out a sentence at a time: the tail is held back until we know whether the
         # reply finished or hit max_tokens (then the tail is dropped).
         sent = ""  # text already yielded: it always ends at a sentence boundary
-        pending = ""  # text after the last boundary, held back until we know how the reply ends
+        # The few-shot prompt may prime the reply's first words ("Hello, ... I'm sorry"); they are part of it.
+        opening = primed_opening(request.completion_prompt)
+        pending = opening  # text after the last boundary, held back until we know how the reply ends
         finish_reason: str | None = None
         iterator = iter(chunks)
         while True:
@@ -210,7 +212,7 @@ class LocalBackend:
             choice = chunk["choices"][0]
             finish_reason = choice.get("finish_reason") or finish_reason
             pending += choice.get("text") or ""
-            if not sent:
+            if not sent and not opening:
                 pending = pending.lstrip()  # the prompt ends with "Agent:"; drop the space after it
             cut = _last_sentence_end(pending)
             if cut:
@@ -239,3 +241,9 @@ def _last_sentence_end(text: str) -> int:
     for match in _SENTENCE_END.finditer(text):
         last = match.end()
     return last
+
+
+def primed_opening(completion_prompt: str) -> str:
+    """The reply words the prompt already wrote after the last "Support agent:" label (may be empty)."""
+    head, sep, tail = completion_prompt.rpartition("Support agent:")
+    return tail.strip() if sep and "\n" not in tail.strip() else ""

@@ -14,7 +14,7 @@ from typing import Any
 
 from assistant.errors import InputError
 from assistant.evaluation import metrics as M
-from assistant.evaluation.runner import METRICS, read_run, write_json
+from assistant.evaluation.runner import METRICS, read_run, summary_for_file, write_json
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
@@ -175,6 +175,6 @@ def compare_runs(run_a: str | Path, run_b: str | Path, out_dir: str | Path | Non
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "comparison.json", comparison)
+        write_json(out / "comparison.json", summary_for_file({"comparison": comparison})["comparison"])
         write_report(out / "report.html", {**sb, "comparison": comparison}, rb)
     return comparison

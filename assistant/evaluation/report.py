@@ -10,7 +10,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1180px;
 padding:24px;color:#1d2433;background:#fff}
@@ -78,6 +77,10 @@ def bar_chart(items: list[tuple[str, float]], *, title: str, max_value: float = 
     return "".join(out)
 
 
+def _tick(v: float) -> str:
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
 def histogram(values: list[float], *, title: str, xlabel: str, bins: int = 12, lo: float | None = None,
               hi: float | None = None, width: int = 520, height: int = 220) -> str:
     """A histogram of `values` (fixed range [lo, hi] if given)."""
@@ -110,7 +113,7 @@ def histogram(values: list[float], *, title: str, xlabel: str, bins: int = 12, l
     for frac in (0, 0.5, 1):
         x = left + frac * pw
         out.append(f'<text x="{x:.1f}" y="{top + ph + 14}" font-size="11" text-anchor="middle">'
-                   f'{e(f"{lo + frac * (hi - lo):.3g}")}</text>')
+                   f'{e(_tick(lo + frac * (hi - lo)))}</text>')
     out.append(f'<text x="{left + pw / 2:.1f}" y="{height - 6}" font-size="11" text-anchor="middle">'
                f'{e(xlabel)} (n={len(vals)})</text></svg>')
     return "".join(out)
@@ -188,9 +191,15 @@ def _header(summary: dict) -> str:
         ("Template", summary.get("template")),
         ("Created", summary.get("created_at")),
         ("Wall time", f"{summary.get('wall_time_s', '–')} s"),
-        ("Cache", f"{(summary.get('cache') or {}).get('hits', 0)} hits, {summary.get('cached', 0)} cached cases"
-                  f"{'' if (summary.get('cache') or {}).get('enabled', True) else ' (disabled)'}"),
     ]
+    if summary.get("mode") == "retrieval":
+        rows = [r for r in rows if r[0] != "Template"]
+        rows.append(("Method", f"top {summary.get('candidates')} chunks per method; hybrid = reciprocal rank fusion "
+                               f"(k={summary.get('rrf_k')}) of dense and BM25; chunks reduced to source files"))
+    else:
+        cache = summary.get("cache") or {}
+        rows.append(("Cache", f"{summary.get('cached', 0)} of {summary.get('n')} cases from the cache"
+                              f"{'' if cache.get('enabled', True) else ' (disabled)'}"))
     if summary.get("judge_model"):
         rows.append(("Judge model", summary["judge_model"]))
     return "<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows) + "</table>"
@@ -233,8 +242,12 @@ def _comparison(c: dict) -> str:
                      'with the same id are paired.</p>')
     if gate["reasons"]:
         parts.append("<ul>" + "".join(f'<li class="bad">{e(r)}</li>' for r in gate["reasons"]) + "</ul>")
-    bounded = [r for r in c["metrics"] if r["group"] not in ("latency", "length", "judge")]
-    parts.append(forest_plot(bounded, title="Per-metric delta (new − base) with CI"))
+    bounded = [r for r in c["metrics"] if r["group"] not in ("latency", "length", "judge")
+               and (r["delta"], r["ci_low"], r["ci_high"]) != (0, 0, 0)]
+    if bounded:
+        parts.append(forest_plot(bounded, title="Per-metric delta (new − base) with CI (unchanged metrics omitted)"))
+    else:
+        parts.append('<p class="muted">No quality metric changed.</p>')
     rows = []
     for r in c["metrics"]:
         cls = {"worse": "bad", "better": "ok"}.get(r["verdict"], "same")

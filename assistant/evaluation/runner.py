@@ -66,7 +66,7 @@ METRICS: dict[str, tuple[str, bool | None, bool]] = {
     "chars": ("length", None, False),
     **{
         f"{method}_{name}": ("retrieval", True, True)
-        for method in ("dense", "bm25", "hybrid")
+        for method in ("dense", "bm25", "hybrid", "pipeline")
         for name in ("hit@1", "hit@3", "hit@5", "mrr", "ndcg@5")
     },
     "total_ms": ("latency", False, False),
@@ -180,13 +180,18 @@ class HidingRetriever:
         finally:
             self._local.hidden = frozenset()
 
-    def evidence(self, query, k_knowledge, k_tickets, **kwargs):
+    def _hide(self, tickets, k: int):
         hidden = getattr(self._local, "hidden", frozenset())
-        if not hidden or k_tickets <= 0:
-            return self.inner.evidence(query, k_knowledge, k_tickets, **kwargs)
-        knowledge, tickets = self.inner.evidence(query, k_knowledge, k_tickets + len(hidden), **kwargs)
-        kept = [t for t in tickets if str(t.metadata.get("ticket_id", "")) not in hidden]
-        return knowledge, kept[:k_tickets]
+        return [t for t in tickets if str(t.metadata.get("ticket_id", "")) not in hidden][:k]
+
+    def tickets(self, query, k, **kwargs):
+        extra = len(getattr(self._local, "hidden", ()))
+        return self._hide(self.inner.tickets(query, k + extra, **kwargs), k)
+
+    def evidence(self, query, k_knowledge, k_tickets, **kwargs):  # the older two-pool interface
+        extra = len(getattr(self._local, "hidden", ())) if k_tickets > 0 else 0
+        knowledge, tickets = self.inner.evidence(query, k_knowledge, k_tickets + extra, **kwargs)
+        return knowledge, self._hide(tickets, k_tickets)
 
 
 # ----------------------------------------------------------------------------------------- records
@@ -371,16 +376,16 @@ def _by_category(cases: list[EvalCase], results: list[dict]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------- templates
 
 
-def parse_template_spec(spec: str) -> tuple[str, str]:
-    """"reply@3" -> ("reply", "3"); a bare name is refused (pinning a version is the point)."""
-    name, sep, version = spec.partition("@")
-    if not sep or not name or not version:
-        raise InputError(f"--template must be NAME@VERSION (e.g. reply@3), got {spec!r}")
-    return name, version
+def parse_template_spec(spec: str) -> tuple[str, str | None]:
+    """"reply@3" -> ("reply", "3"); "reply" -> ("reply", None), the published version."""
+    name, sep, version = (spec or "").strip().partition("@")
+    if not name or (sep and not version):
+        raise InputError(f"--template must be NAME@VERSION (e.g. reply@3) or NAME, got {spec!r}")
+    return name, version or None
 
 
 def _template_store(settings: Settings, spec: str):
-    """A TemplateStore that knows `spec`, and a fingerprint of the pinned template."""
+    """(TemplateStore, the pinned spec "name@N", a fingerprint of everything that renders a prompt)."""
     name, version = parse_template_spec(spec)
     try:
         from assistant.templates import TemplateStore
@@ -389,12 +394,12 @@ def _template_store(settings: Settings, spec: str):
             raise
         raise ConfigError("Versioned templates are not available in this installation (assistant.templates).") from None
     store = TemplateStore(settings)
-    tpl = store.get(name, version)  # raises TemplateError if unknown
-    try:
-        content = json.dumps(tpl if isinstance(tpl, dict | str) else vars(tpl), sort_keys=True, default=str)
-    except TypeError:
-        content = repr(tpl)
-    return store, _sha(content.encode("utf-8"))[:16]
+    tpl = store.get(name, version)  # TemplateError if unknown
+    parts = [tpl.sha256]
+    for special in ("system", "fewshot"):  # rendered with every reply template: part of its identity
+        with contextlib.suppress(AssistantError):
+            parts.append(store.get(special).sha256)
+    return store, f"{tpl.name}@{tpl.version}", _sha("|".join(parts).encode("utf-8"))[:16]
 
 
 # ------------------------------------------------------------------------------------------- runs
@@ -465,6 +470,17 @@ def write_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
+def summary_for_file(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary without the drafts of changed cases (they are in both runs' results.jsonl)."""
+    c = summary.get("comparison")
+    if not c:
+        return summary
+    slim = dict(c)
+    for key in ("worse_cases", "improved_cases"):
+        slim[key] = [{k: v for k, v in x.items() if not k.endswith(("_draft", "_error"))} for x in c.get(key, [])]
+    return {**summary, "comparison": slim}
+
+
 def write_results(path: Path, results: list[dict]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
@@ -489,14 +505,15 @@ def run_eval(
     workers: int = 1,
     use_cache: bool = True,
     baseline: str | Path | None = None,
-    judge: bool = False,
+    judge=False,
     limit: int | None = None,
     progress: bool = True,
 ) -> RunSummary:
     """Draft every case, compute metrics, write results.jsonl, summary.json and report.html to `out_dir`.
 
     `backend` (an object) overrides `backend_name` (tests pass a FakeBackend). With `baseline` (a run
-    dir), the summary gets a `comparison` and the report a comparison section.
+    dir), the summary gets a `comparison` and the report a comparison section. `judge=True` scores every
+    draft with the rubric prompts through the configured OpenAI-compatible model (or pass a `Judge`).
     """
     from tqdm import tqdm
 
@@ -513,17 +530,22 @@ def run_eval(
 
     templates, template_fp = (None, None)
     if template_spec:
-        templates, template_fp = _template_store(settings, template_spec)
+        templates, template_spec, template_fp = _template_store(settings, template_spec)
     else:
         template_fp = prompts_fingerprint(settings.prompts_dir)
     judge_runner = None
-    if judge:
+    if judge is True:
         from assistant.evaluation.judge import Judge
 
         judge_runner = Judge(settings)  # raises ConfigError when no OpenAI-compatible server is configured
+    elif judge:
+        judge_runner = judge  # a ready Judge (tests pass one with a scripted backend)
 
     drafter = build_drafter(settings, backend=backend, backend_name=backend_name, templates=templates)
     inner_retriever = drafter.retriever
+    # Open the store and load the embedding model once, before the threads start: the store's client is
+    # created lazily and not thread-safe, and an empty knowledge base is one clear error, not N.
+    inner_retriever.search("warm-up", k=1)
     hiding = HidingRetriever(inner_retriever)
     drafter.retriever = hiding
     be = drafter.backend
@@ -583,7 +605,7 @@ def run_eval(
     done: list[dict[str, Any]] = [r for r in results if r is not None]
 
     _add_similarity(cases, done, build_embedder(settings))
-    summary = _summarise(dataset, cases, done, settings, be, template_spec, drafter)
+    summary = _summarise(dataset, cases, done, settings, be, template_spec)
     summary["cache"] = {"enabled": cache.enabled, "hits": cache.hits, "misses": cache.misses}
     summary["judge_model"] = judge_runner.model if judge_runner else None
 
@@ -597,7 +619,7 @@ def run_eval(
         )
     summary["wall_time_s"] = round(time.perf_counter() - started, 2)
     write_results(out / RESULTS_FILE, done)
-    write_json(out / SUMMARY_FILE, summary)
+    write_json(out / SUMMARY_FILE, summary_for_file(summary))
     from assistant.evaluation.report import write_report
 
     write_report(out / REPORT_FILE, summary, done)
@@ -645,7 +667,7 @@ def _add_similarity(cases: list[EvalCase], results: list[dict], embedder) -> Non
         r.pop("_record", None)
 
 
-def _summarise(dataset: Dataset, cases, results, settings: Settings, backend, template_spec, drafter) -> dict:
+def _summarise(dataset: Dataset, cases, results, settings: Settings, backend, template_spec) -> dict:
     agg = aggregate(results)
     templates = sorted({f"{r['template'].get('name')}@{r['template'].get('version')}"
                         for r in results if r.get("template")})
