@@ -9,6 +9,12 @@ retrieved knowledge chunks, the similar tickets (their messages and agent replie
 details and the policy timeframe texts. Dates, durations and amounts may additionally echo the
 customer's own message (restating "the €49 charge on 3 March" is acknowledgement, not a promise);
 contact details (phones, e-mails, links) may not, because an injected message could plant them.
+
+Acknowledgement rule: the draft's first three sentences (salutation lines skipped) share at least two
+content words with the message (lowercased, accents stripped, crude suffix stemming, stopwords and
+words under 4 letters dropped), or contain an acknowledgement phrase ("I understand", "you
+mentioned", "es tut uns leid zu hören", ...) plus at least one shared word. A phrase alone counts
+only when the message has fewer than two content words to restate.
 """
 
 from __future__ import annotations
@@ -196,24 +202,7 @@ _STOPWORDS = _word_set(
     estimada
     """
 )
-_SUFFIXES = (
-    "ations",
-    "ation",
-    "ments",
-    "ment",
-    "ings",
-    "ing",
-    "ies",
-    "ied",
-    "ed",
-    "es",
-    "er",
-    "en",
-    "ly",
-    "s",
-    "e",
-    "y",
-)
+_SUFFIXES = ("ations", "ation", "ments", "ment", "ings", "ing", "ies", "ied", "ed", "es", "er", "en", "ly", "s", "e", "y")  # fmt: skip
 _CONTENT_WORD = re.compile(r"[^\W\d_]{4,}")
 
 

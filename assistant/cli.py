@@ -106,9 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("settings", help="print the effective settings as JSON")
     s.set_defaults(func=cmd_settings)
 
-    from assistant import cli_draft
+    from assistant import cli_draft, cli_eval, cli_ui
 
     cli_draft.add_parser(sub)
+    cli_eval.add_parser(sub)
+    cli_ui.add_parser(sub)
     return p
 
 

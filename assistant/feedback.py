@@ -177,9 +177,8 @@ class FeedbackStore:
         if action not in ACTIONS:
             raise InputError(f"unknown feedback action {action!r}", hint=f"Use one of: {', '.join(ACTIONS)}.")
         draft = str(draft_result.get("text") or "")
-        if action in ACCEPTED:
-            if final_text is None or not final_text.strip():
-                raise InputError("An accepted reply cannot be empty.", hint="Write the reply, or reject the draft.")
+        if action in ACCEPTED and (final_text is None or not final_text.strip()):
+            raise InputError("An accepted reply cannot be empty.", hint="Write the reply, or reject the draft.")
         distance = edit_distance(draft, final_text) if final_text is not None else None
         if action in ACCEPTED:
             action = "accepted" if distance == 0 else "accepted_with_edits"

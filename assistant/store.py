@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -44,6 +45,8 @@ class KnowledgeStore:
         self.dimension = dimension
         self._client = None
         self._collections: dict[str, object] = {}
+        # Chroma fails when two threads create the first client at once (UI sessions, eval workers).
+        self._lock = threading.RLock()
 
     @property
     def location(self) -> str:
@@ -51,6 +54,10 @@ class KnowledgeStore:
 
     @property
     def client(self):
+        with self._lock:
+            return self._connect()
+
+    def _connect(self):
         if self._client is None:
             import chromadb
 
@@ -89,6 +96,10 @@ class KnowledgeStore:
         """The collection for `kind`; None if it does not exist and `create` is False."""
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}")
+        with self._lock:
+            return self._collection(kind, create)
+
+    def _collection(self, kind: str, create: bool):
         if kind in self._collections:
             return self._collections[kind]
         if create:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from assistant.errors import AssistantError, TemplateError
 from assistant.prompts import sample_variables
+from assistant.settings import PROJECT_ROOT
 from assistant.templates import diff_sources
 from ui import shared
 
@@ -172,10 +173,24 @@ with tab_diff:
 
 # --- publish, roll back -------------------------------------------------------------------------------------------
 st.subheader("Publish")
-st.caption(
-    "Publishing makes a version the one every draft uses. The evaluation gate (a run not worse than "
-    "the published version) is not configured yet; publishing is immediate."
+st.caption("Publishing makes a version the one every draft uses. Versions are never deleted; Roll back "
+           "re-publishes the previously published version.")
+datasets = sorted((PROJECT_ROOT / "evals" / "datasets").glob("*.jsonl"))
+g1, g2, g3, g4 = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
+require_gate = g1.checkbox(
+    "Require an evaluation run not worse than the published version", key="tpl_gate",
+    help="Evaluates the published version and the candidate on the same dataset and backend; "
+    "publishing is refused if the candidate is significantly worse.",
 )
+gate_dataset = g2.selectbox("Evaluation dataset", datasets, key="tpl_gate_dataset", format_func=lambda p: p.name,
+                            disabled=not require_gate)
+gate_backend = g3.selectbox("Evaluation backend", shared.backend_choices(settings), key="tpl_gate_backend",
+                            disabled=not require_gate)
+gate_limit = g4.number_input("Cases (0 = all)", min_value=0, value=0, step=5, key="tpl_gate_limit",
+                             disabled=not require_gate)
+if require_gate and gate_backend == "composer":
+    st.caption("Note: the offline composer ignores prompt templates, so a gate run with it cannot tell versions "
+               "apart; use the local or openai backend for a meaningful gate.")
 p1, p2, p3 = st.columns([2, 1, 1], vertical_alignment="bottom")
 to_publish = p1.selectbox("Version to publish", [v.version for v in versions], key=f"tpl_pub_{name}",
                           format_func=lambda n: f"v{n}" + (" (published)" if published and n == published.version else ""))
@@ -185,11 +200,21 @@ with p3:
     rollback_clicked = st.button("Roll back", help="Re-publish the version that was published before the current one.")
 if publish_clicked:
     try:
-        v = store.publish(name, to_publish, gate=None, by=author or "team lead")
+        gate = None
+        if require_gate:
+            if gate_dataset is None:
+                raise TemplateError("No evaluation dataset found in evals/datasets/.",
+                                    hint="Add a dataset, or publish without the evaluation gate.")
+            from assistant.evaluation.gate import template_gate
+
+            gate = template_gate(settings, gate_dataset, backend_name=gate_backend, limit=int(gate_limit) or None)
+        with st.spinner("Running the evaluation gate…" if gate else "Publishing…"):
+            v = store.publish(name, to_publish, gate=gate, by=author or "team lead")
     except AssistantError as exc:
         shared.show_error(exc)
     else:
-        ss["tpl_flash"] = f"Published {name} {v.label}; new drafts use it."
+        ss["tpl_flash"] = f"Published {name} {v.label}; new drafts use it." + (
+            " The evaluation run was not worse than the published version." if gate else "")
         st.rerun()
 if rollback_clicked:
     try:

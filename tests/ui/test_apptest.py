@@ -250,6 +250,61 @@ def test_templates_page_preview_and_diff(ui_env):
     assert any("template reply unsaved" in c for c in texts(at.caption))
 
 
+class TemplateFollower:
+    """A stand-in model that answers with exactly what the reply template rendered (so templates matter)."""
+
+    name = "follower"
+    model = "echo-1"
+    is_llm = True
+    cacheable = False
+
+    def __init__(self, settings=None):
+        pass
+
+    def generate(self, request):
+        yield request.prompt
+
+
+WORSE = "{% set _m = customer_message|fence %}{% set _k = knowledge|length %}{% set _t = timeframe %}ok."
+
+
+def _publish_with_gate(at: AppTest, version: int, backend: str) -> AppTest:
+    at.checkbox(key="tpl_gate").check().run()
+    at.selectbox(key="tpl_gate_dataset").set_value(ROOT / "evals" / "datasets" / "sample_kb.jsonl")
+    at.selectbox(key="tpl_gate_backend").set_value(backend)
+    at.number_input(key="tpl_gate_limit").set_value(5)
+    at.selectbox(key="tpl_pub_reply").set_value(version)
+    button(at, "Publish").click().run()
+    no_exception(at)
+    return at
+
+
+def test_publish_gate_allows_a_version_that_is_not_worse(ui_env):
+    from assistant.settings import Settings
+    from assistant.templates import TemplateStore
+
+    store = TemplateStore(Settings.from_env())
+    store.save("reply", store.get("reply").source + "\n{# same #}\n", base_version=1, author="lead")
+    at = _publish_with_gate(templates_page(), 2, "composer")
+    assert any("not worse" in s for s in texts(at.success)), texts(at.error)
+    assert store.get("reply").version == 2
+    assert list((ui_env / "eval_runs" / "gate").glob("*/summary.json"))
+
+
+def test_publish_gate_vetoes_a_worse_version(ui_env, monkeypatch):
+    from assistant.backends import base
+    from assistant.settings import Settings
+    from assistant.templates import TemplateStore
+
+    monkeypatch.setitem(base._REGISTRY, "fake", TemplateFollower)  # "fake", as settings accept only known names
+    monkeypatch.setenv("ASSISTANT_BACKEND", "fake")
+    store = TemplateStore(Settings.from_env())
+    store.save("reply", WORSE, base_version=1, author="lead")
+    at = _publish_with_gate(templates_page(), 2, "fake")
+    assert any("significantly worse" in e.replace("\\", "") for e in texts(at.error)), texts(at.error)
+    assert store.get("reply").version == 1  # nothing was published
+
+
 # --- insights and evaluations --------------------------------------------------------------------------------
 
 
