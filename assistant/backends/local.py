@@ -150,6 +150,7 @@ class LocalBackend:
         with _MODELS_LOCK:
             if key not in _MODELS:
                 llama_cpp = _import_llama_cpp()
+                _silence_llama_logs(llama_cpp)
                 try:
                     llm = llama_cpp.Llama(
                         model_path=str(self.path),
@@ -247,3 +248,24 @@ def primed_opening(completion_prompt: str) -> str:
     """The reply words the prompt already wrote after the last "Support agent:" label (may be empty)."""
     head, sep, tail = completion_prompt.rpartition("Support agent:")
     return tail.strip() if sep and "\n" not in tail.strip() else ""
+
+
+_LOG_CALLBACK = None  # kept referenced: llama.cpp calls it from C
+
+
+def _silence_llama_logs(llama_cpp: Any) -> None:
+    """llama.cpp writes context-setup notes to stderr even with verbose=False; users only need errors."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+    try:
+        import ctypes
+
+        @llama_cpp.llama_log_callback
+        def _quiet(level, text, user_data):  # noqa: ARG001 - signature fixed by llama.cpp
+            return None
+
+        llama_cpp.llama_log_set(_quiet, ctypes.c_void_p(0))
+        _LOG_CALLBACK = _quiet
+    except (AttributeError, TypeError):  # another llama-cpp-python version: logs stay, nothing breaks
+        _LOG_CALLBACK = False
