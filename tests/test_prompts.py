@@ -115,7 +115,7 @@ def test_feedback_block_only_when_feedback():
 def test_fewshot_is_a_completion_prompt():
     variables = sample_variables()
     text = render_source(read_template(PROMPTS, "fewshot"), variables, name="fewshot")
-    assert text.endswith("Support agent: Hello, thank you for reaching out, and I'm sorry")
+    assert text.endswith("Support agent: Hello, thank you for reaching out, and I'm sorry to hear that")
     assert text.count("Customer:") == min(2, len(variables["tickets"])) + 1
     assert "\n###\n" in text
     assert len(text) < 1200 * 4  # ~1200 tokens at ~4 characters per token
@@ -305,7 +305,7 @@ def test_render_prompts():
     assert rendered.template_version == template_version(source) and len(rendered.template_version) == 10
     assert "Fernway Outfitters" in rendered.system
     assert "order #4521" in rendered.prompt
-    assert rendered.completion_prompt.rstrip().endswith("I'm sorry")
+    assert rendered.completion_prompt.rstrip().endswith("I'm sorry to hear that")
     other = render_prompts(_context(), prompts_dir=PROMPTS, template="reply_concise")
     assert other.template_version != rendered.template_version
 
