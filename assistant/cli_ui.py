@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 
@@ -51,10 +53,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"Support Reply Assistant UI: open {url(extra)}", flush=True)
     env = dict(os.environ)
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
-    try:
-        return subprocess.call(streamlit_command(extra), env=env, cwd=PROJECT_ROOT)
-    except KeyboardInterrupt:
-        return 130
+    proc = subprocess.Popen(streamlit_command(extra), env=env, cwd=PROJECT_ROOT)
+
+    def forward(signum, frame):  # `kill <pid of assistant ui>` must stop the server too, not orphan it
+        proc.send_signal(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), forward)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # pass Ctrl-C on (harmless if the terminal sent it to streamlit too)
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:

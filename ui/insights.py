@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -52,7 +53,14 @@ by_version = pd.DataFrame(rows)
 by_version["series"] = by_version["template"] + " · " + by_version["backend"]
 
 st.subheader("By template version and backend")
-st.dataframe(by_version.drop(columns=["series"]), hide_index=True, width="stretch")
+percent = st.column_config.NumberColumn(format="percent")
+st.dataframe(
+    by_version.drop(columns=["series"]),
+    hide_index=True,
+    width="stretch",
+    column_config={c: percent for c in ["acceptance", "unchanged", *CHECK_LABELS.values()]}
+    | {"mean edit distance": st.column_config.NumberColumn(format="%.3f")},
+)
 c1, c2 = st.columns(2)
 with c1:
     st.markdown("**Acceptance rate**")
@@ -70,17 +78,35 @@ days = pd.DataFrame([
     for d in stats["by_day"]
 ])
 days["day"] = pd.to_datetime(days["day"])
+
+
+def over_time(column: str, title: str, fmt: str = ".0%") -> None:
+    """A line per template version · backend, with points (a single day still shows)."""
+    data = days.dropna(subset=[column])
+    st.markdown(f"**{title}**")
+    if data.empty:
+        st.caption("No data yet.")
+        return
+    chart = (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("day:T", title="day", axis=alt.Axis(format="%b %d")),
+            y=alt.Y(f"{column}:Q", title=column, axis=alt.Axis(format=fmt)),
+            color=alt.Color("series:N", title="template · backend"),
+            tooltip=["day:T", "series:N", alt.Tooltip(f"{column}:Q", format=fmt), "drafts:Q"],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
 t1, t2 = st.columns(2)
 with t1:
-    st.markdown("**Acceptance rate per day**")
-    st.line_chart(days, x="day", y="acceptance", color="series")
-    st.markdown("**Drafts reviewed per day**")
-    st.bar_chart(days, x="day", y="drafts", color="series")
+    over_time("acceptance", "Acceptance rate per day")
+    over_time("drafts", "Drafts reviewed per day", fmt="d")
 with t2:
-    st.markdown("**Mean edit distance per day**")
-    st.line_chart(days.dropna(subset=["mean edit distance"]), x="day", y="mean edit distance", color="series")
-    st.markdown("**Checklist failure rate per day**")
-    st.line_chart(days, x="day", y="checklist failed", color="series")
+    over_time("mean edit distance", "Mean edit distance per day", fmt=".3f")
+    over_time("checklist failed", "Checklist failure rate per day")
 
 st.subheader("Recent feedback")
 recent = feedback.list(50)

@@ -182,8 +182,9 @@ require_gate = g1.checkbox(
     help="Evaluates the published version and the candidate on the same dataset and backend; "
     "publishing is refused if the candidate is significantly worse.",
 )
-gate_dataset = g2.selectbox("Evaluation dataset", datasets, key="tpl_gate_dataset", format_func=lambda p: p.name,
-                            disabled=not require_gate)
+default_dataset = next((i for i, p in enumerate(datasets) if p.name == "sample_kb.jsonl"), 0)
+gate_dataset = g2.selectbox("Evaluation dataset", datasets, index=default_dataset, key="tpl_gate_dataset",
+                            format_func=lambda p: p.name, disabled=not require_gate)
 gate_backend = g3.selectbox("Evaluation backend", shared.backend_choices(settings), key="tpl_gate_backend",
                             disabled=not require_gate)
 gate_limit = g4.number_input("Cases (0 = all)", min_value=0, value=0, step=5, key="tpl_gate_limit",

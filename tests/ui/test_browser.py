@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -73,12 +74,26 @@ def ui_server(data_dir: Path, log: Path, **env_extra: str):
         assert first.startswith("Support Reply Assistant UI: open http://127.0.0.1:"), first
         yield url
     finally:
-        proc.terminate()
+        proc.terminate()  # `assistant ui` forwards SIGTERM to streamlit
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: this reaches streamlit too
             proc.wait()
+        if not _group_gone(proc.pid, timeout=20):
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError("streamlit outlived `assistant ui` (SIGTERM was not forwarded)")
+
+
+def _group_gone(pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 @pytest.fixture(scope="module")
@@ -214,9 +229,10 @@ def test_html_in_a_draft_and_in_sources_is_inert(small_kb_data_dir, tmp_path, pa
         page.goto(url)
         editor = _draft(page, "My jacket arrived with a torn sleeve " + XSS)
         assert XSS in editor.input_value()  # shown as text, verbatim
+        # The hostile article (HTML in its title and text) is among the sources, rendered as text.
+        page.get_by_text("window.__xss=4").first.wait_for(state="attached")
         for expander in page.locator("[data-testid='stExpander'] summary").all():
-            expander.click()  # open every source (hostile article title and text included)
-        page.get_by_text("window.__xss=4").first.wait_for()  # the hostile article's text, as text
+            expander.click()  # open every source
         editor.fill(editor.input_value() + "\n" + XSS)
         page.get_by_role("button", name="Accept", exact=True).click()
         page.get_by_text("Saved as feedback").wait_for()

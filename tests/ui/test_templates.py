@@ -287,25 +287,22 @@ def test_with_draft_renders_unsaved_source(store):
     assert store.latest_version("reply") == 1
 
 
-def test_drafter_reports_the_published_version(store, tsettings):
+def test_drafter_reports_the_published_version(ui_data_dir, prompts_dir):
     """The real Drafter renders through the store: the next draft reports (and uses) the new version."""
     from assistant.backends.fake import FakeBackend
-    from assistant.drafting import Drafter
-    from assistant.sla import load_sla
+    from assistant.wiring import build_drafter
 
-    class Retriever:
-        def evidence(self, message, k_knowledge, k_tickets):
-            c = context()
-            return c.knowledge, c.tickets
-
+    settings = Settings.from_env({"ASSISTANT_DATA_DIR": str(ui_data_dir), "ASSISTANT_PROMPTS_DIR": str(prompts_dir)})
+    store = TemplateStore(settings)
     backend = FakeBackend()
-    drafter = Drafter(tsettings, Retriever(), load_sla(tsettings.sla_file), backend, templates=store)
+    drafter = build_drafter(settings, backend=backend, templates=store)
     assert drafter.draft("My jacket arrived torn.").template == {"name": "reply", "version": "v1"}
     store.save("reply", store.get("reply").source + "\nNEW-RULE\n", base_version=1, author="lead")
     store.publish("reply", 2)
     result = drafter.draft("My jacket arrived torn.")
     assert result.template == {"name": "reply", "version": "v2"}
     assert "NEW-RULE" in backend.requests[-1].prompt
+    assert drafter.draft("My jacket arrived torn.", template="reply@1").template["version"] == "v1"
 
 
 # --- crash safety -------------------------------------------------------------------------------------------
