@@ -17,6 +17,8 @@ DEFAULTS = {
     "--server.port": "8501",
     "--server.headless": "true",
     "--browser.gatherUsageStats": "false",
+    # An unexpected exception shows its type in the browser; the traceback goes to the console only.
+    "--client.showErrorDetails": "type",
 }
 
 

@@ -95,7 +95,7 @@ class Settings:
     ui_rate_limit_per_min: int = 20
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> "Settings":
+    def from_env(cls, env: dict | None = None) -> Settings:
         """Read the ASSISTANT_* (and OPENAI_*) environment variables."""
         env = dict(os.environ if env is None else env)
         d = cls()
@@ -140,7 +140,7 @@ class Settings:
             ui_rate_limit_per_min=_int(env, "ASSISTANT_UI_RATE_LIMIT", d.ui_rate_limit_per_min, 1),
         )
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         """A copy with some fields changed (tests, CLI flags)."""
         return replace(self, **changes)
 

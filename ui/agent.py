@@ -6,11 +6,14 @@ markdown, never HTML). Labels and alerts that include data go through `shared.md
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from assistant.errors import AssistantError, InputError
 from ui import shared
 
+log = logging.getLogger("assistant.ui")
 settings = shared.get_settings()
 sid = shared.ensure_session_id()
 ss = st.session_state
@@ -176,6 +179,12 @@ if ss.pop("want_draft", False):
         stream.empty()
         status.empty()
         shared.show_error(exc)
+    except Exception as exc:  # a bug, not a user error: a short message here, the traceback in the server log
+        stream.empty()
+        status.empty()
+        log.exception("drafting failed")
+        st.error("Drafting failed unexpectedly (" + shared.md_escape(type(exc).__name__) + "). "
+                 "The details are in the server log; please report it.")
     else:
         stream.empty()
         status.empty()

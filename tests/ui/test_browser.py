@@ -38,24 +38,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ui_command() -> list[str]:
-    """`assistant ui` through the real CLI (falls back to the module while cli.py does not wire it yet)."""
-    from assistant.cli import build_parser
-
-    try:
-        build_parser().parse_args(["ui"])
-    except SystemExit:
-        return [sys.executable, "-m", "assistant.cli_ui"]
-    return [sys.executable, "-m", "assistant.cli", "ui"]
-
-
 @contextlib.contextmanager
 def ui_server(data_dir: Path, log: Path, **env_extra: str):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env.update({"ASSISTANT_DATA_DIR": str(data_dir), "ASSISTANT_BACKEND": "composer", **env_extra})
     with log.open("w") as out:
-        proc = subprocess.Popen([*_ui_command(), "--server.port", str(port)], cwd=ROOT, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "ui", "--server.port", str(port)], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
