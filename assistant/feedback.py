@@ -12,11 +12,10 @@ import datetime as _dt
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from assistant import sqlite_util
 from assistant.errors import InputError
 from assistant.pii import redact
 
@@ -129,33 +128,13 @@ class FeedbackStore:
         return cls(settings.feedback_db)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA busy_timeout = 30000")
-        db.execute("PRAGMA journal_mode = WAL")
-        return db
+        return sqlite_util.connect(self.path)
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+    def _tx(self):
+        return sqlite_util.transaction(self.path)
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        db = self._connect()
-        try:
-            yield db
-        finally:
-            db.close()
+    def _read(self):
+        return sqlite_util.reading(self.path)
 
     # --- writing -----------------------------------------------------------------------------------
 

@@ -19,12 +19,12 @@ import difflib
 import hashlib
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from assistant import sqlite_util
 from assistant.errors import ConcurrentEditError, TemplateError
 from assistant.settings import Settings
 
@@ -153,35 +153,13 @@ class TemplateStore:
     # --- SQLite plumbing ---------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA busy_timeout = 30000")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = FULL")
-        return db
+        return sqlite_util.connect(self.path)
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: writers queue up instead of failing later)."""
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+    def _tx(self):
+        return sqlite_util.transaction(self.path)
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        db = self._connect()
-        try:
-            yield db
-        finally:
-            db.close()
+    def _read(self):
+        return sqlite_util.reading(self.path)
 
     @staticmethod
     def _latest(db: sqlite3.Connection, name: str) -> int | None:
