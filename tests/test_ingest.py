@@ -208,3 +208,21 @@ def test_incremental_reingest_is_fast(kb, store, embedder):
     t = time.perf_counter()
     r = _ingest(kb, store, embedder)
     assert r.embedded == 0 and time.perf_counter() - t < 30  # sanity only; speed targets live in make bench
+
+
+def test_csv_tickets(tmp_path, store, embedder):
+    import csv
+
+    path = tmp_path / "tickets.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["id", "customer_message", "agent_reply", "category", "product"])
+        w.writeheader()
+        w.writerow({"id": "C-1", "customer_message": "My boots leak, call me on +44 20 7946 0958",
+                    "agent_reply": "Sorry about that, we will repair them.", "category": "warranty_repairs",
+                    "product": "Cairn Hiking Boots"})
+        w.writerow({"id": "C-2", "customer_message": "", "agent_reply": "x", "category": "general"})
+    r = ingest([path], store, embedder, progress=False)
+    assert r.added == 1 and store.count("tickets") == 1
+    assert any(p.line == 3 and "customer_message" in p.message for p in r.problems)
+    hit = Retriever(store, embedder).search("leaking boots", k=1, kind="tickets")[0]
+    assert hit.metadata["product"] == "Cairn Hiking Boots" and "7946" not in hit.text

@@ -19,13 +19,9 @@ st.caption("Runs written by `assistant eval` (newest first). Compare template ve
 
 
 def run_roots() -> list[Path]:
-    roots = [Path(settings.data_dir) / "eval_runs", Path(settings.data_dir) / "runs", PROJECT_ROOT / "runs"]
-    try:
-        from assistant.evaluation.runner import default_runs_dir
+    from assistant.evaluation.runner import default_runs_dir
 
-        roots.insert(0, Path(default_runs_dir(settings)))
-    except ImportError:
-        pass
+    roots = [Path(default_runs_dir(settings)), Path(settings.data_dir) / "runs", PROJECT_ROOT / "runs"]
     seen, out = set(), []
     for r in roots:
         key = r.resolve()
@@ -43,19 +39,10 @@ def _summary(d: Path) -> dict:
 
 
 def list_runs(root: Path) -> list[dict]:
-    """Run directories under `root`: the evaluation module's listing if present, else a plain one."""
-    try:
-        from assistant.evaluation.runner import list_runs as core_list_runs
+    """Run directories under `root`, as the evaluation module lists them."""
+    from assistant.evaluation.runner import list_runs as core_list_runs
 
-        return core_list_runs(root)
-    except ImportError:
-        pass
-    runs = []
-    for d in sorted(p for p in root.glob("*/") if p.is_dir()) if root.is_dir() else []:
-        s = _summary(d)
-        runs.append({"dir": str(d), "name": d.name, "created_at": s.get("created_at"), "backend": s.get("backend"),
-                     "template": s.get("template"), "n": s.get("n")})
-    return runs
+    return core_list_runs(root)
 
 
 runs = []
@@ -81,5 +68,35 @@ if summary:
         st.json(summary, expanded=1)
 report = run.get("report") or (str(run_dir / "report.html") if (run_dir / "report.html").is_file() else None)
 if report:
-    st.download_button("Download the HTML report", Path(report).read_bytes(), file_name=f"{run['name']}-report.html",
-                       mime="text/html")
+    html = Path(report).read_bytes()
+    st.download_button("Download the HTML report", html, file_name=f"{run['name']}-report.html", mime="text/html")
+
+# The report's headline figures, drawn natively (the UI never renders HTML, not even our own report).
+for section, title in (("pass_rates", "Check pass rates"), ("retrieval", "Retrieval"), ("metrics", "Other metrics")):
+    block = summary.get(section) or {}
+    rows = [{"metric": k, "mean": (v.get("mean") if isinstance(v, dict) else v)} for k, v in block.items()]
+    rows = [r for r in rows if isinstance(r["mean"], int | float)]
+    if rows:
+        st.subheader(title)
+        frame = pd.DataFrame(rows).set_index("metric")
+        if section == "pass_rates":
+            st.bar_chart(frame)
+        st.dataframe(frame, width="stretch")
+comparison = summary.get("comparison")
+if isinstance(comparison, dict):
+    st.subheader("Against the baseline")
+    rows = comparison.get("metrics") or []
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    worse = comparison.get("worse_cases") or []
+    if worse:
+        st.caption("Cases that got worse")
+        st.dataframe(
+            pd.DataFrame([
+                {"id": w.get("id"), "message": w.get("message"),
+                 "worse on": ", ".join(str(x.get("metric", x)) if isinstance(x, dict) else str(x) for x in w.get("worse", []))}
+                for w in worse
+            ]),
+            hide_index=True,
+            width="stretch",
+        )
