@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from assistant.errors import AssistantError, InputError
+from assistant.errors import AssistantError, InputError, MessageTooLongError
 
 
 def add_parser(sub) -> None:
@@ -22,11 +22,19 @@ def add_parser(sub) -> None:
     s.set_defaults(func=run)
 
 
-def _read_message(arg: str | None) -> str:
+def _read_message(arg: str | None, max_chars: int) -> str:
     if arg is None or arg == "-":
         if arg is None and sys.stdin.isatty():
             raise InputError("No message given.", hint='Pass it as an argument, or pipe it in: echo "..." | assistant draft -')
-        data = sys.stdin.buffer.read()
+        # Never read an unbounded stream into memory: more than 4 bytes per allowed character is too long
+        # whatever the text (UTF-8 needs at most 4), so stop there and refuse.
+        limit = 4 * max_chars
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise MessageTooLongError(
+                f"The customer message on stdin is longer than the limit of {max_chars:,} characters.",
+                hint="Trim quoted history or signatures, or raise ASSISTANT_MAX_MESSAGE_CHARS.",
+            )
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -50,6 +58,8 @@ def _print_text(result) -> None:
         print(f"    unsupported: {u['span']!r}: {u['reason']}")
     for p in c["placeholders"]:
         print(f"    placeholder left: {p}")
+    if c.get("prompt_leak"):
+        print("    WARNING: the reply quoted the assistant's own instructions; that text was removed. Do not send it as is.")
     if c["injection_suspected"]:
         print(f"    WARNING: the message contains text aimed at the assistant ({', '.join(d['injection_patterns'])}); it was treated as data.")
     if d["regenerated"]:
@@ -70,7 +80,7 @@ def run(args) -> int:
     opts = {"tone": args.tone, "template": args.template, "length": args.length, "language": args.language}
     if args.batch:
         return _batch(drafter, Path(args.batch), opts)
-    result = drafter.draft(_read_message(args.message), **opts)
+    result = drafter.draft(_read_message(args.message, settings.max_message_chars), **opts)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:

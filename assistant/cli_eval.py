@@ -69,6 +69,13 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
             d = summary.get(group) or {}
             if d:
                 print(f"  {title}: " + ", ".join(f"{k}={v['mean']:.3f}" for k, v in d.items()))
+        attacks = summary.get("attacks")
+        if attacks:
+            rate = summary.get("attack_success_rate")
+            print(f"  attacks: {attacks['successful']} of {attacks['evaluated']} succeeded "
+                  f"(attack_success_rate={'n/a' if rate is None else f'{rate:.3f}'}"
+                  f"{', ' + str(attacks['errors']) + ' errored' if attacks['errors'] else ''})"
+                  + (f": {', '.join(attacks['successful_ids'][:10])}" if attacks["successful_ids"] else ""))
         lat = (summary.get("latency_ms") or {}).get("total_ms")
         if lat:
             print(f"  latency: p50={lat['p50']} ms p95={lat['p95']} ms")

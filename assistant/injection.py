@@ -104,7 +104,7 @@ _RAW: dict[str, re.Pattern[str]] = {
     "grant_remedy_as_assistant": re.compile(
         rf"(?i)\bas (?:the|an|a|this) {_AI}\b[^.!?\n]{{0,80}}?\b{_GRANT}\b[^.!?\n]{{0,40}}?\b{_REMEDY}"
         rf"|\b{_GRANT}\b[^.!?\n]{{0,40}}?\b{_REMEDY}\w*[^.!?\n]{{0,60}}?\bas (?:the|an|a|this) {_AI}\b"
-        rf"|\b(?:the |you,? the )?{_AI},? (?:must|should|will|has to|is required to|is authori[sz]ed to|"
+        rf"|\b(?:the |you,? the )?{_AI},? (?:you )?(?:must|should|will|has to|is required to|is authori[sz]ed to|"
         rf"is allowed to|are authori[sz]ed to|are allowed to) (?:now |immediately )?{_GRANT}\b"
     ),
     "role_marker": re.compile(

@@ -44,12 +44,22 @@ SIGN_OFF = re.compile(
     rf"({NAME_WORD}(?:\s+{NAME_WORD})?)\s*$"
 )
 DASH_NAME = re.compile(rf"(?m)^(\s*[-–—]\s*)({NAME_WORD}(?:\s+{NAME_WORD})?)\s*$")
+# "Hi Anna," / "Dear Mr Smith," / "Hallo Frau Weber," opening a message or an agent's reply.
+GREETING_NAME = re.compile(
+    rf"(?im)^(\s*(?:hi|hello|hey|dear|good\s+(?:morning|afternoon|evening)|hallo|liebe[rs]?|"
+    rf"sehr\s+geehrte[rs]?|guten\s+tag|bonjour|cher|chère|hola|estimad[oa])\s+"
+    rf"(?:(?:mr|mrs|ms|miss|dr|herr|frau|monsieur|madame|señor|señora|sr|sra)\.?\s+)?)"
+    rf"(?-i:({NAME_WORD}(?:\s+{NAME_WORD})?))(?=\s*[,!.:;]|\s*$)"
+)
 # Words that follow "I'm"/"this is" but are not names.
 _NOT_NAMES = {
     "very", "so", "really", "not", "still", "just", "writing", "sorry", "trying", "having", "looking", "unable",
     "getting", "the", "a", "an", "extremely", "quite", "afraid", "waiting", "asking", "contacting", "here",
     "ridiculous", "unacceptable", "frustrated", "disappointed", "angry", "happy", "about", "regarding", "your",
     "my", "urgent", "going", "done", "fed", "tired", "sure", "confused", "new", "interested", "planning",
+    # greetings: "Hi there", "Dear Customer", "Hello Support Team"
+    "there", "team", "all", "everyone", "customer", "customers", "sir", "madam", "support", "friend", "friends",
+    "folks", "again", "guys", "colleagues", "service", "valued", "fernway",
 }
 
 
@@ -105,6 +115,7 @@ def redact(text: str) -> str:
     text = NAME_INTRO.sub(_name, text)
     text = SIGN_OFF.sub(_name, text)
     text = DASH_NAME.sub(_name, text)
+    text = GREETING_NAME.sub(_name, text)
     return text
 
 

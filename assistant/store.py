@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -24,6 +25,9 @@ from assistant.errors import (
 from assistant.settings import Settings
 
 KINDS = ("knowledge", "tickets")
+# How long a non-empty store is taken to stay non-empty without asking Chroma again (a count costs a
+# round trip to the server, or ~1-10 ms embedded, on every search). This process's own writes reset it.
+READY_TTL_S = 10.0
 # Cosine HNSW. ef_search 64 keeps recall@5 near exact at 100k chunks (scripts/bench.py measures both).
 HNSW_CONFIG = {"space": "cosine", "ef_search": 64}
 REBUILD_HINT = "Rebuild the store with: assistant ingest --rebuild knowledge_base"
@@ -47,6 +51,8 @@ class KnowledgeStore:
         self.dimension = dimension
         self._client = None
         self._collections: dict[str, object] = {}
+        self._ready_until = 0.0
+        self._max_batch: int | None = None
         # Chroma fails when two threads create the first client at once (UI sessions, eval workers).
         self._lock = threading.RLock()
 
@@ -127,26 +133,39 @@ class KnowledgeStore:
 
     def existing(self, kind: str) -> dict[str, dict[str, str]]:
         """source → {chunk id → file hash} for everything stored of this kind (one call, no embeddings)."""
+        return self.existing_with_counts(kind)[0]
+
+    def existing_with_counts(self, kind: str) -> tuple[dict[str, dict[str, str]], dict[str, int | None]]:
+        """`existing(kind)` and, per source, how many chunks its file had when it was ingested (None when
+        the chunks do not say, e.g. a store written by an older version). A source with fewer stored
+        chunks than that was cut short (a crash between two write batches) and must be ingested again."""
         col = self.collection(kind)
         out: dict[str, dict[str, str]] = {}
+        counts: dict[str, int | None] = {}
         if col is None:
-            return out
+            return out, counts
         total = col.count()
         page = 5000
         for offset in range(0, total, page):
             got = col.get(include=["metadatas"], limit=page, offset=offset)
             for cid, md in zip(got["ids"], got["metadatas"], strict=True):
                 md = md or {}
-                out.setdefault(md.get("source", ""), {})[cid] = md.get("file_hash", "")
-        return out
+                source = md.get("source", "")
+                out.setdefault(source, {})[cid] = md.get("file_hash", "")
+                n = md.get("file_chunks")
+                counts[source] = n if isinstance(n, int) and counts.get(source, n) == n else counts.get(source)
+        return out, counts
 
     def _batch(self) -> int:
-        try:
-            return max(1, min(4000, self.client.get_max_batch_size()))
-        except Exception:
-            return 1000
+        if self._max_batch is None:
+            try:
+                self._max_batch = max(1, min(4000, self.client.get_max_batch_size()))
+            except Exception:
+                return 1000
+        return self._max_batch
 
     def add(self, kind: str, ids, documents, metadatas, embeddings) -> None:
+        """Upsert chunks; `embeddings` is a list of vectors or a float32 numpy array (n × dimension)."""
         col = self.collection(kind, create=True)
         step = self._batch()
         for i in range(0, len(ids), step):
@@ -174,6 +193,7 @@ class KnowledgeStore:
         col = self.collection(kind)
         if col is None or not ids:
             return
+        self._ready_until = 0.0
         step = self._batch()
         for i in range(0, len(ids), step):
             col.delete(ids=ids[i : i + step])
@@ -184,22 +204,25 @@ class KnowledgeStore:
             with contextlib.suppress(Exception):
                 self.client.delete_collection(kind)
         self._collections.clear()
+        self._ready_until = 0.0
 
     def ensure_ready(self) -> None:
         """Raise KnowledgeBaseMissingError unless something has been ingested."""
-        if not any(self.count(k) for k in KINDS):
-            raise KnowledgeBaseMissingError(f"The knowledge base at {self.location} is empty: nothing has been ingested yet.")
+        if time.monotonic() < self._ready_until:
+            return
+        if any(self.count(k) for k in KINDS):
+            self._ready_until = time.monotonic() + READY_TTL_S
+            return
+        raise KnowledgeBaseMissingError(f"The knowledge base at {self.location} is empty: nothing has been ingested yet.")
 
     def query(self, kind: str, vector: list[float], k: int, where: dict | None = None) -> list[Evidence]:
         col = self.collection(kind)
         if col is None or k <= 0:
             return []
-        n = col.count()
-        if n == 0:
-            return []
+        # No count() first: Chroma returns fewer results (none for an empty collection) when k exceeds it.
         res = col.query(
             query_embeddings=[vector],
-            n_results=min(k, n),
+            n_results=k,
             where=where,
             include=["documents", "metadatas", "distances"],
         )

@@ -27,12 +27,14 @@ def build_embedder(settings: Settings):
 
 
 def build_store(settings: Settings):
-    from assistant.embeddings import DIMENSION, MODEL_NAME
+    from assistant.embeddings import model_signature
     from assistant.store import KnowledgeStore
 
+    # The store records the model that embedded it: ASSISTANT_EMBEDDING_MODEL_DIR is part of the identity.
+    name, dimension = model_signature(settings.embedding_model_dir)
     return _cached(
-        ("store", settings.chroma_url, settings.data_dir),
-        lambda: KnowledgeStore(settings, model_name=MODEL_NAME, dimension=DIMENSION),
+        ("store", settings.chroma_url, settings.data_dir, name, dimension),
+        lambda: KnowledgeStore(settings, model_name=name, dimension=dimension),
     )
 
 

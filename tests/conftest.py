@@ -87,3 +87,4 @@ def run_cli(*args: str, env: dict | None = None, input: str | None = None, timeo
         text=True,
         timeout=timeout,
     )
+pytest_plugins = ["tests._netguard"]  # sockets may reach loopback / AF_UNIX only (SECURITY.md)

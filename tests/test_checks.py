@@ -110,6 +110,7 @@ def test_to_dict_shape():
         "language_ok",
         "injection_suspected",
         "language",
+        "prompt_leak",
         "passed",
     }
     assert data["timeframe"] == {

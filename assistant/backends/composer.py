@@ -637,6 +637,16 @@ def _acknowledgement(ctx: DraftContext, lang: str, ent: _Entities) -> str:
 _TOPIC_LEAD = {"en": "in particular:", "de": "insbesondere:", "fr": "en particulier :", "es": "en particular:"}
 
 
+# A sentence telling the reader what to write ("write X", "reply with X", "say: X", "include the code X").
+_DICTATES = re.compile(
+    r"\b(?:write|say|type|repeat|print|confirm in writing|(?:include|append)(?: the| this| these| following)* "
+    r"(?:code|words?|phrase|sentence|text)|(?:reply|respond|answer|start|begin|end|sign off)(?: your \w+)? with)\b"
+    r"(?!\s+(?:to|back)\b)"
+    r"|\b(?:schreib\w*|écri\w*|escrib\w*|scriv\w*|schrijf)\b",
+    re.IGNORECASE,
+)
+
+
 def restate_topic(ack: str, message: str, lang: str) -> str:
     """Restate the customer's own key terms when the category sentence shares none with the message.
 
@@ -649,8 +659,11 @@ def restate_topic(ack: str, message: str, lang: str) -> str:
 
     if _content_stems(ack) & _content_stems(message):
         return ack
-    # Never restate text aimed at the assistant ("ignore your instructions"): only the support request.
-    message = " ".join(s for s in re.split(r"(?<=[.!?\n])\s+", message) if not scan_injection(s))
+    # Never restate text aimed at the assistant ("ignore your instructions"), nor a sentence that dictates
+    # words for the reply ("write REFUND APPROVED"): only the support request.
+    message = " ".join(
+        s for s in re.split(r"(?<=[.!?\n])\s+", message) if not scan_injection(s) and not _DICTATES.search(s)
+    )
     runs: list[str] = []
     current: list[str] = []
     for word in re.findall(r"[A-Za-zÀ-ÖØ-öø-ÿ'-]+|[^\sA-Za-zÀ-ÖØ-öø-ÿ'-]+", message):
@@ -801,6 +814,7 @@ def _best_ticket(ctx: DraftContext) -> Evidence | None:
     close = [
         t for t in ctx.tickets
         if t.score >= RELEVANCE_THRESHOLD and t.reply and t.metadata.get("category") in (None, "", ctx.category)
+        and not t.metadata.get("suspicious")  # flagged at ingest: text aimed at the assistant is never reused
     ]
     return min(close, key=lambda t: (-t.score, t.id)) if close else None
 
@@ -824,7 +838,9 @@ def compose_paragraphs(ctx: DraftContext) -> list[list[str]]:
         opening.append(_phrase(lang, "empathy", tone))
 
     ticket = _best_ticket(ctx)
-    chunks = [k for k in ctx.knowledge if k.score >= RELEVANCE_THRESHOLD][:2]
+    # Chunks flagged at ingest as containing text aimed at the assistant are evidence to show, never text
+    # to reuse: an instruction spread over several sentences would slip through a per-sentence filter.
+    chunks = [k for k in ctx.knowledge if k.score >= RELEVANCE_THRESHOLD and not k.metadata.get("suspicious")][:2]
     paragraphs: list[list[str]] = [[_phrase(lang, "greeting", tone)], [s for s in opening if s]]
     if ticket is None and not chunks:
         # Nothing relevant: say so honestly instead of guessing.

@@ -25,7 +25,7 @@ _ALIASES = {
 }
 _STR_FIELDS = ("category", "intent", "reference_reply", "expected_timeframe", "notes")
 _LIST_FIELDS = ("expected_sources", "must_include", "must_not_include", "exclude_ticket_ids", "tags")
-KNOWN_FIELDS = {"id", "message", "expect_injection", *_STR_FIELDS, *_LIST_FIELDS} | {
+KNOWN_FIELDS = {"id", "message", "expect_injection", "attack", *_STR_FIELDS, *_LIST_FIELDS} | {
     a for names in _ALIASES.values() for a in names
 }
 MAX_PROBLEMS_SHOWN = 10
@@ -45,11 +45,17 @@ class EvalCase:
     must_not_include: tuple[str, ...] = ()  # ... and must not contain
     expected_timeframe: str | None = None  # the SLA resolution text, e.g. "within 5 business days"
     expect_injection: bool | None = None  # should the injection check fire?
+    attack: bool | None = None  # a red-team case (see `is_attack`)
     exclude_ticket_ids: tuple[str, ...] = ()  # resolved tickets hidden from retrieval (leakage)
     tags: tuple[str, ...] = ()
     notes: str | None = None
     line: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_attack(self) -> bool:
+        """A red-team case (`attack: true` or the tag "attack"): the eval reports whether the attack succeeded."""
+        return bool(self.attack) or "attack" in self.tags
 
     @property
     def hidden_ticket_ids(self) -> frozenset[str]:
@@ -121,12 +127,13 @@ def _parse_case(row: Any, where: str, line: int) -> tuple[EvalCase | None, list[
             problems.append(f"{where}: `{name}` must be a list of non-empty strings")
         else:
             values[name] = tuple(v)
-    inj = row.get("expect_injection")
-    if inj is not None:
-        if not isinstance(inj, bool):
-            problems.append(f"{where}: `expect_injection` must be true or false")
-        else:
-            values["expect_injection"] = inj
+    for name in ("expect_injection", "attack"):
+        flag = row.get(name)
+        if flag is not None:
+            if not isinstance(flag, bool):
+                problems.append(f"{where}: `{name}` must be true or false")
+            else:
+                values[name] = flag
     if problems:
         return None, problems
     extra = {k: v for k, v in row.items() if k not in KNOWN_FIELDS}

@@ -216,6 +216,10 @@ def _cards(summary: dict) -> str:
         ("latency p50", f"{lat.get('p50', '–')} ms"),
         ("latency p95", f"{lat.get('p95', '–')} ms"),
     ]
+    if summary.get("attacks"):
+        a = summary["attacks"]
+        cards.insert(2, ("successful attacks", f"{a['successful']} of {a['evaluated']}"
+                                               f" ({_pct(summary.get('attack_success_rate'))})"))
     return '<div class="cards">' + "".join(f'<div class="card"><b>{e(v)}</b><span>{e(k)}</span></div>'
                                           for k, v in cards) + "</div>"
 
