@@ -271,6 +271,11 @@ if draft:
         for p in placeholders:
             st.text(f"   {p}")
         item(bool(checks.get("language_ok", True)), f"Reply language: {shared.md_escape(checks.get('language') or draft.get('language'))}")
+        leak = checks.get("prompt_leak")
+        item(not leak, "Does not reveal the assistant's instructions")
+        if leak:
+            st.error("**The draft quoted the assistant's own instructions.** That text was removed; rewrite the reply "
+                     "before sending.")
         if checks.get("injection_suspected") or draft.get("injection_patterns"):
             st.warning(
                 "**Possible prompt injection in the customer message.** It was treated as data, but check the "
