@@ -109,10 +109,11 @@ class Embedder:
     name = MODEL_NAME
     dimension = DIMENSION
 
-    #: torch threads for one query. A single short text gains little from a second thread and, on a busy
-    #: machine, waits for it: one thread measured 10-13 ms a query against 14 ms (idle) to 80+ ms (busy)
-    #: with two (scripts/bench.py). Concurrent queries (UI sessions, eval workers) then use one core each.
-    query_threads = 1
+    #: torch threads for one query (None: as many as for batches). One query is small: with torch's threads
+    #: waiting passively (see OMP_WAIT_POLICY above) a second thread costs more in wake-ups than it saves,
+    #: p50 16.6 ms with two against 11-14 ms with one, idle or busy (scripts/bench.py), and concurrent
+    #: queries (UI sessions, eval workers) then use one core each.
+    query_threads: int | None = 1
 
     def __init__(self, model_dir: Path | None = None, batch_size: int = 64, cache_size: int = 512):
         self.model_dir = Path(model_dir) if model_dir else None
@@ -171,6 +172,24 @@ class Embedder:
             convert_to_numpy=True,
         )
 
+    def _encode_one(self, text: str):
+        """One text, without `encode`'s per-call bookkeeping (~2 ms of a ~10 ms query); the same vector."""
+        import torch
+
+        model = self.model
+        threads = self.query_threads or _batch_threads()
+        plain = not getattr(model, "prompts", None) and getattr(model, "truncate_dim", None) is None
+        preprocess = getattr(model, "preprocess", None)
+        if not plain or preprocess is None:
+            return self._encode([text], threads)[0]
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        with torch.inference_mode():
+            features = preprocess([text])
+            vector = model.forward(features)["sentence_embedding"]
+            vector = torch.nn.functional.normalize(vector, p=2, dim=1)
+        return vector[0].float().numpy()
+
     def embed_query(self, text: str) -> list[float]:
         """Embed one query, with an LRU cache (agents often redraft the same message)."""
         with self._cache_lock:
@@ -178,7 +197,7 @@ class Embedder:
             if hit is not None:
                 self._cache.move_to_end(text)
                 return hit
-        vector = self._encode([text], self.query_threads)[0].tolist()
+        vector = self._encode_one(text).tolist()
         with self._cache_lock:
             self._cache[text] = vector
             if len(self._cache) > self._cache_size:
