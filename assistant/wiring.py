@@ -17,12 +17,13 @@ def _cached(key: tuple, build):
         return _cache[key]
 
 
-def build_embedder(settings: Settings):
+def build_embedder(settings: Settings, *, precision: str = "fp32"):
+    """The embedder for the store and its queries (fp32); `precision` is for throw-away comparisons only."""
     from assistant.embeddings import Embedder
 
     return _cached(
-        ("embedder", settings.embedding_model_dir, settings.embedding_batch_size),
-        lambda: Embedder(settings.embedding_model_dir, batch_size=settings.embedding_batch_size),
+        ("embedder", settings.embedding_model_dir, settings.embedding_batch_size, precision),
+        lambda: Embedder(settings.embedding_model_dir, batch_size=settings.embedding_batch_size, precision=precision),
     )
 
 

@@ -45,6 +45,8 @@ class EvalCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
             self._conn.execute("PRAGMA journal_mode=WAL")
+            # A lost last entry after a power cut only costs a redraft; a sync per case costs ms each.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(_SCHEMA)
             self._conn.commit()
 
@@ -58,6 +60,13 @@ class EvalCache:
                 return None
             self.hits += 1
         return json.loads(row[0])
+
+    def has(self, key: str) -> bool:
+        """Whether `key` is stored (not counted as a hit or miss)."""
+        if not self.enabled or self._conn is None:
+            return False
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM entries WHERE key = ?", (key,)).fetchone() is not None
 
     def put(self, key: str, kind: str, value: Any) -> None:
         if not self.enabled or self._conn is None:

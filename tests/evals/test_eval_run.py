@@ -67,6 +67,7 @@ def test_eval_writes_results_summary_and_report(eval_settings, small_dataset, tm
     assert {"knowledge_hit@1", "knowledge_hit@3", "knowledge_mrr", "knowledge_ndcg@k"} <= set(summary["retrieval"])
     assert summary["retrieval"]["knowledge_hit@1"]["n"] == 4
     assert "similarity" in summary["metrics"] and "chrf" in summary["metrics"]
+    assert summary["similarity_precision"] in ("fp32", "bf16")
 
     # self-contained and escaped
     assert report.startswith("<!DOCTYPE html>") and "<svg" in report
