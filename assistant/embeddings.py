@@ -111,8 +111,12 @@ def _load(model_dir: Path, precision: str = "fp32"):
         if key not in _models:
             if not (model_dir / "modules.json").exists():
                 raise ConfigError(f"No sentence-transformers model in {model_dir}")
+            # transformers draws a "Loading weights" bar for a 90 MB local file: noise on every CLI run.
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.disable_progress_bar()
             _models[key] = SentenceTransformer(str(model_dir), device="cpu")
         if precision == "fp32":
             return _models[key]

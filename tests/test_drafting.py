@@ -158,6 +158,7 @@ def test_cli_draft_json_contract(kb_settings):
     assert set(d["checks"]["timeframe"]) >= {"stated", "policy", "ok"}
     r = run_cli("draft", "-", "--backend", "composer", env=env, input="Where is my parcel? It is late.")
     assert r.returncode == 0 and "NOT written by an LLM" in r.stdout
+    assert "Loading weights" not in r.stderr and "it/s" not in r.stderr  # no library progress bars
 
 
 def test_cli_errors_are_one_clear_line(kb_settings, tmp_path):
