@@ -19,6 +19,8 @@ DEFAULTS = {
     "--browser.gatherUsageStats": "false",
     # An unexpected exception shows its type in the browser; the traceback goes to the console only.
     "--client.showErrorDetails": "type",
+    # No "Deploy" button or developer menu for agents: this is an app, not a notebook.
+    "--client.toolbarMode": "minimal",
 }
 
 

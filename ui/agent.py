@@ -215,13 +215,25 @@ if last and not ss.get("draft"):
                       help="Appends the accepted reply (PII-redacted) to accepted_tickets/accepted.jsonl and ingests it.")
 
 # --- the draft ------------------------------------------------------------------------------------------------
+
+
+def _draft_height(text: str) -> int:
+    """Tall enough to show a typical whole draft without scrolling (~80 characters a line in the column)."""
+    lines = sum(1 + len(line) // 80 for line in text.splitlines()) or 1
+    return max(300, min(640, 24 * lines + 40))
+
+
 draft = ss.get("draft")
 if draft:
     st.divider()
     if draft.get("llm"):
         st.info(shared.md_escape(draft.get("label", "")))
     else:
-        st.warning("**NOT written by an LLM.** " + shared.md_escape(draft.get("label", "")))
+        # The label itself says so (COMPOSER_LABEL); make that phrase bold rather than repeat it.
+        label = shared.md_escape(draft.get("label", ""))
+        phrase = "NOT written by an LLM"
+        st.warning(label.replace(phrase, f"**{phrase}**") if phrase in label else f"**{phrase}.** {label}",
+                   icon=":material/warning:")
     tpl = draft.get("template") or {}
     st.caption(
         "Backend: " + shared.md_escape(draft.get("backend")) + " · model " + shared.md_escape(draft.get("model"))
@@ -231,8 +243,8 @@ if draft:
     checks = draft.get("checks") or {}
     left, right = st.columns([3, 2])
     with left:
-        st.text_area("Draft reply (edit before sending)", key="draft_edit", height=300, on_change=_persist,
-                     persist_state=PERSIST)
+        st.text_area("Draft reply (edit before sending)", key="draft_edit", height=_draft_height(draft.get("text", "")),
+                     on_change=_persist, persist_state=PERSIST)
         edited = ss.get("draft_edit", draft.get("text", ""))
         unsupported = checks.get("unsupported") or []
         if unsupported:
@@ -256,7 +268,8 @@ if draft:
         st.subheader("Checklist")
 
         def item(ok: bool, text: str) -> None:
-            st.markdown(("✅ " if ok else "❌ ") + text)
+            # Material icons ship with Streamlit's own font: no dependence on the browser's emoji font.
+            st.markdown((":green[:material/check_circle:] " if ok else ":red[:material/cancel:] ") + text)
 
         item(bool(checks.get("acknowledges")), "Acknowledges the customer's problem")
         item(bool(checks.get("apologizes")), "Apologizes")

@@ -18,9 +18,9 @@ shared.ensure_session_id()
 
 HERE = Path(__file__).resolve().parent
 pages = [
-    st.Page(HERE / "agent.py", title="Agent", icon="✉️", url_path="agent", default=True),
-    st.Page(HERE / "templates_page.py", title="Templates", icon="📝", url_path="templates"),
-    st.Page(HERE / "insights.py", title="Insights", icon="📊", url_path="insights"),
-    st.Page(HERE / "evals_page.py", title="Evaluations", icon="🧪", url_path="evaluations"),
+    st.Page(HERE / "agent.py", title="Agent", icon=":material/mail:", url_path="agent", default=True),
+    st.Page(HERE / "templates_page.py", title="Templates", icon=":material/edit_note:", url_path="templates"),
+    st.Page(HERE / "insights.py", title="Insights", icon=":material/insights:", url_path="insights"),
+    st.Page(HERE / "evals_page.py", title="Evaluations", icon=":material/science:", url_path="evaluations"),
 ]
 st.navigation(pages).run()

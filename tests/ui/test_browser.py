@@ -113,6 +113,12 @@ def page(browser):
     context.close()
 
 
+def _idle(page) -> None:
+    """Wait until Streamlit has finished the current script run. A text from the top of the page can be
+    visible before the rest of the rerun has reached the browser; a click then sends stale widget values."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+
+
 def _draft(page, message: str = MESSAGE):
     page.get_by_label("Customer message").fill(message)
     page.get_by_role("button", name="Draft reply", exact=True).click()
@@ -183,6 +189,7 @@ def test_template_edit_new_version_publish_next_draft_reports_it(server, page):
     page.get_by_role("button", name="Save as new version").click()
     page.get_by_text(f"Saved reply v{expected}").wait_for()
     assert store.get("reply", expected).author == "Browser Lead"
+    _idle(page)  # the "Version to publish" box must show the new version before Publish is clicked
 
     page.get_by_role("button", name="Publish", exact=True).click()
     page.get_by_text(f"Published reply v{expected}").wait_for()
