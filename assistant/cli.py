@@ -27,14 +27,18 @@ def cmd_ingest(args) -> int:
     from assistant.wiring import build_embedder, build_store
 
     settings = _settings()
+    embedder = build_embedder(settings)
     report = ingest(
         [Path(p) for p in args.paths],
         build_store(settings),
-        build_embedder(settings),
+        embedder,
         strict=args.strict,
         rebuild=args.rebuild,
         progress=not args.no_progress,
     )
+    if report.embedded:
+        # torch is loaded now: export the ONNX query encoder (once per model), so drafting never needs torch.
+        embedder.prepare_queries()
     for problem in report.problems:
         print(f"skipped: {problem}", file=sys.stderr)
     for s in report.suspicious:

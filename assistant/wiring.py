@@ -21,9 +21,11 @@ def build_embedder(settings: Settings, *, precision: str = "fp32"):
     """The embedder for the store and its queries (fp32); `precision` is for throw-away comparisons only."""
     from assistant.embeddings import Embedder
 
+    onnx_dir = settings.cache_dir if settings.onnx_queries and precision == "fp32" else None
     return _cached(
-        ("embedder", settings.embedding_model_dir, settings.embedding_batch_size, precision),
-        lambda: Embedder(settings.embedding_model_dir, batch_size=settings.embedding_batch_size, precision=precision),
+        ("embedder", settings.embedding_model_dir, settings.embedding_batch_size, precision, onnx_dir),
+        lambda: Embedder(settings.embedding_model_dir, batch_size=settings.embedding_batch_size, precision=precision,
+                         onnx_cache_dir=onnx_dir),
     )
 
 

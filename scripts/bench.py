@@ -273,6 +273,7 @@ def bench_retrieval(size: dict, out: dict, ctx: dict) -> None:
         "total_ms": summary(totals), "embed_ms": summary(embeds), "hnsw_search_ms_both_pools": summary(searches),
         "cached_query_total_ms": summary(cached), "recall_at_5_vs_exact": recall,
         "hnsw": getattr(__import__("assistant.store", fromlist=["x"]), "HNSW_CONFIG", None),
+        "query_engine": embedder.query_engine,
     }
 
 
@@ -519,7 +520,13 @@ def bench_cold(size: dict, out: dict, ctx: dict, quick: bool) -> None:
              "print(round(a-t,2),round(b-a,2),round(c-b,2))")
     imports = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env).stdout.split()
     out["cold_start_s"] = round(statistics.median(walls), 2)
-    out["cold_start"] = {"walls_s": [round(w, 2) for w in walls],
+    # Which heavy modules a drafting process loads (none, once the ONNX query encoder is exported).
+    probe2 = ("import sys;from assistant.settings import Settings;from assistant.wiring import build_drafter;"
+              "d=build_drafter(Settings.from_env(),backend_name='composer');d.draft('Where is my parcel?');"
+              "print(d.retriever.embedder.query_engine,*[m for m in ('torch','transformers') if m in sys.modules])")
+    loaded = subprocess.run([sys.executable, "-c", probe2], capture_output=True, text=True, env=env, cwd=ROOT).stdout.split()
+    out["cold_start"] = {"walls_s": [round(w, 2) for w in walls], "query_engine": loaded[0] if loaded else None,
+                         "heavy_modules_loaded": loaded[1:],
                          "import_s": dict(zip(("torch", "sentence_transformers", "chromadb"), map(float, imports),
                                               strict=False))}
 
