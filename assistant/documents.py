@@ -190,7 +190,6 @@ def chunk_knowledge(text: str, *, source: str, path: Path, fhash: str, fmt: str)
             heading = meta.get("h2") or meta.get("h1") or ""
             md = {
                 "source": source,
-                "path": str(path),
                 "title": title,
                 "section": section,
                 "file_hash": fhash,
@@ -247,7 +246,6 @@ def chunk_tickets(text: str, *, source: str, path: Path, fhash: str, fmt: str) -
         category = str(row["category"]).strip()
         md = {
             "source": source,
-            "path": str(path),
             "ticket_id": tid,
             "title": f"Resolved ticket {tid}",
             "category": category,

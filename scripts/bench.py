@@ -384,6 +384,14 @@ def bench_ingest(size: dict, out: dict, ctx: dict, quick: bool) -> None:
     data_dir = None
 
     def raw_encode() -> float:
+        import torch
+
+        from assistant.embeddings import _batch_threads
+
+        # torch's default thread count, whatever an earlier section left on this thread: until session 2 a
+        # single torch query (1 thread) ran first and the "raw" side was measured on one core (ratio 0.90
+        # then; 0.80-0.83 measured fairly).
+        torch.set_num_threads(_batch_threads())
         t = time.perf_counter()
         model.encode(texts)  # plain SentenceTransformer.encode: default batch size, no normalisation
         return time.perf_counter() - t
