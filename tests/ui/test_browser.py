@@ -146,6 +146,8 @@ def _wait_for(predicate, timeout: float = 30):
 
 
 def test_paste_draft_edit_accept_writes_feedback(server, page):
+    from playwright.sync_api import expect
+
     url, data = server
     before = len(_rows(data))
     page.goto(url)
@@ -159,7 +161,8 @@ def test_paste_draft_edit_accept_writes_feedback(server, page):
 
     # a refresh keeps the unaccepted draft
     page.reload()
-    assert page.get_by_label(DRAFT_LABEL).input_value() == text
+    # The box can be drawn a moment before the restored value reaches it; wait for the value itself.
+    expect(page.get_by_label(DRAFT_LABEL)).to_have_value(text)
 
     editor = page.get_by_label(DRAFT_LABEL)
     editor.fill(text + "\nP.S. Edited in the browser.")
