@@ -9,6 +9,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from assistant.errors import ConfigError
+from assistant.settings import EMBEDDING_PRECISIONS as PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,6 @@ def _dimension(path: Path) -> int:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     return int(_load(path).get_sentence_embedding_dimension())
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def bf16_native() -> bool:

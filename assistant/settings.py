@@ -74,6 +74,7 @@ def _choice(env: dict, name: str, default: str, choices: tuple[str, ...]) -> str
     return raw
 
 
+EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16")
 BACKEND_NAMES = ("auto", "openai", "local", "composer", "fake")
 TONES = ("friendly", "formal", "concise")
 
@@ -125,12 +126,8 @@ class Settings:
             raw = env.get(name)
             return Path(raw).expanduser() if raw else default
 
-        backend = (env.get("ASSISTANT_BACKEND") or d.backend).lower()
-        if backend not in BACKEND_NAMES:
-            raise ConfigError(f"ASSISTANT_BACKEND must be one of {', '.join(BACKEND_NAMES)}, got {backend!r}")
-        tone = (env.get("ASSISTANT_TONE") or d.tone).lower()
-        if tone not in TONES:
-            raise ConfigError(f"ASSISTANT_TONE must be one of {', '.join(TONES)}, got {tone!r}")
+        backend = _choice(env, "ASSISTANT_BACKEND", d.backend, BACKEND_NAMES)
+        tone = _choice(env, "ASSISTANT_TONE", d.tone, TONES)
         return cls(
             data_dir=path("ASSISTANT_DATA_DIR", d.data_dir),
             chroma_url=env.get("ASSISTANT_CHROMA_URL") or None,
@@ -142,7 +139,7 @@ class Settings:
             onnx_queries=_bool(env, "ASSISTANT_ONNX_QUERIES", d.onnx_queries),
             cache_dir=path("ASSISTANT_CACHE_DIR", d.cache_dir),
             eval_embedding_precision=_choice(env, "ASSISTANT_EVAL_EMBEDDING_PRECISION", d.eval_embedding_precision,
-                                             ("auto", "fp32", "bf16")),
+                                             EMBEDDING_PRECISIONS),
             backend=backend,
             template=env.get("ASSISTANT_TEMPLATE") or d.template,
             tone=tone,

@@ -58,6 +58,15 @@ def kb_data_dir(tmp_path_factory):
     return data
 
 
+@pytest.fixture(scope="session")
+def small_kb(tmp_path_factory):
+    """The small sample knowledge base of tests/security and tests/faults, ingested once per session
+    (read-only: copy it before writing)."""
+    from tests.security.helpers import small_kb_data_dir
+
+    return small_kb_data_dir(tmp_path_factory)
+
+
 @pytest.fixture
 def kb_settings(kb_data_dir, tmp_path):
     """Settings on a private copy of the ingested sample knowledge base (tests may write to it)."""

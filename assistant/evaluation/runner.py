@@ -594,8 +594,9 @@ def run_eval(
     }
     k = settings.k_knowledge
 
-    def one(case: EvalCase) -> dict[str, Any]:
-        key = make_key("draft", case.draft_hash(), key_base)
+    keys = [make_key("draft", c.draft_hash(), key_base) for c in cases]
+
+    def one(case: EvalCase, key: str) -> dict[str, Any]:
         record = cache.get(key)
         cached = record is not None
         if record is None:
@@ -620,8 +621,8 @@ def run_eval(
     errors = 0
     # Messages the workers will embed one by one are embedded in batches instead, a window ahead of them.
     primer = _QueryPrimer(getattr(inner_retriever, "embedder", None),
-                          [_query_text(c.message, settings) for c in cases
-                           if not cache.has(make_key("draft", c.draft_hash(), key_base))])
+                          [_query_text(c.message, settings) for c, key in zip(cases, keys, strict=True)
+                           if not cache.has(key)])
     # Similarity needs every draft and reference embedded: done on a background thread while the drafts are
     # written (torch runs outside the GIL), references first since they are known now.
     sim_embedder = build_embedder(settings, precision=settings.eval_embedding_precision)
@@ -634,7 +635,7 @@ def run_eval(
             tqdm(total=len(cases), desc="Evaluating", unit="case", disable=not progress, leave=False) as bar,
         ):
             primer.start()
-            futures = {pool.submit(one, c): i for i, c in enumerate(cases)}
+            futures = {pool.submit(one, c, keys[i]): i for i, c in enumerate(cases)}
             for fut in as_completed(futures):
                 r = fut.result()
                 primer.advance()

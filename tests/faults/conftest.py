@@ -5,13 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.faults.fault_server import FaultServer
-from tests.security.helpers import copy_data_dir, small_kb_data_dir
-
-
-@pytest.fixture(scope="session")
-def small_kb(tmp_path_factory):
-    """The small sample knowledge base, ingested once per session (shared with tests/security)."""
-    return small_kb_data_dir(tmp_path_factory)
+from tests.security.helpers import copy_data_dir
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.security.helpers import canary_prompts_dir, copy_data_dir, small_kb_data_dir
-
-
-@pytest.fixture(scope="session")
-def small_kb(tmp_path_factory):
-    """The small sample knowledge base, ingested once per session (read-only: copy before writing)."""
-    return small_kb_data_dir(tmp_path_factory)
+from tests.security.helpers import canary_prompts_dir, copy_data_dir
 
 
 @pytest.fixture(scope="module")
